@@ -1,0 +1,3 @@
+from kpy_ci.cli import entry
+
+entry()

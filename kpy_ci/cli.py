@@ -1,0 +1,74 @@
+"""The ``kpy`` command. Thin: parse, call the services, map errors to exit codes.
+
+Exit codes: 0 passed, 1 failed, 2 usage or bad files, 3 re-record needed, 4 environment,
+70 a bug in kpy (with a traceback), 130 interrupted (^C), 143 terminated (SIGTERM).
+``kpy run`` returns its command's own exit code.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from kpy_ci import __version__
+from kpy_ci.commands import doctor_cmd, run_cmd
+from kpy_ci.errors import KpyError
+
+EXIT_BUG, EXIT_INTERRUPTED, EXIT_TERMINATED = 70, 130, 143
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised like ^C so every ``finally`` and context manager runs."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
+
+
+@click.group()
+@click.version_option(__version__, prog_name="kpy")
+def cli() -> None:
+    """kpy turns a service's real traffic into regression tests."""
+
+
+cli.add_command(doctor_cmd.doctor)
+cli.add_command(run_cmd.run)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code (the console script exits with it)."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        result = cli.main(list(argv if argv is not None else sys.argv[1:]), "kpy", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return 2
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("kpy: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except Terminated:
+        click.echo("kpy: terminated", err=True)
+        return EXIT_TERMINATED
+    except KpyError as e:
+        click.echo(f"kpy: {e}", err=True)
+        return e.exit_code
+    except Exception:
+        traceback.print_exc()
+        click.echo("kpy: internal error (a bug in kpy; please report it with the trace above)", err=True)
+        return EXIT_BUG
+    return result if isinstance(result, int) else 0
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+__all__ = ["cli", "main", "entry", "Path"]

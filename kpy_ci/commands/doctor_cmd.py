@@ -1,0 +1,23 @@
+"""``kpy doctor``."""
+
+from __future__ import annotations
+
+import click
+
+from kpy_ci.doctor import run_checks
+from kpy_ci.errors import EnvironmentProblem
+
+
+@click.command()
+def doctor() -> int:
+    """Check that this machine can run kpy, and try a live redirect. Exit 0 or 4."""
+    failed = []
+    for check in run_checks():
+        mark = "ok  " if check.ok else ("FAIL" if check.required else "warn")
+        click.echo(f"{mark} {check.name:<13} {check.detail}")
+        if check.required and not check.ok:
+            failed.append(check.name)
+    if failed:
+        raise EnvironmentProblem(f"this machine cannot run kpy: {', '.join(failed)} failed")
+    click.echo("kpy can run here")
+    return 0

@@ -1,0 +1,123 @@
+"""The layouts of bpf/kpy.h as ctypes structures, and pure conversions to and from them.
+
+Addresses are 16 bytes in network order, IPv4 as mapped IPv6 (``::ffff:a.b.c.d``); ports
+are host order except ``PassKey.port``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ipaddress
+import socket
+import sys
+from dataclasses import dataclass
+
+_U32x4 = ctypes.c_uint32 * 4
+
+
+class Config(ctypes.Structure):
+    _fields_ = [
+        ("proxy_ip4", ctypes.c_uint32),
+        ("proxy_ip6", _U32x4),
+        ("dns_ip4", ctypes.c_uint32),
+        ("dns_ip6", _U32x4),
+        ("proxy_port", ctypes.c_uint16),
+        ("dns_port", ctypes.c_uint16),
+    ]
+
+
+class Endpoint(ctypes.Structure):
+    _fields_ = [("ip6", _U32x4), ("port", ctypes.c_uint16), ("family", ctypes.c_uint16)]
+
+
+class PassKey(ctypes.Structure):
+    _fields_ = [
+        ("prefixlen", ctypes.c_uint32),
+        ("ip6", _U32x4),
+        ("port", ctypes.c_uint16),
+        ("pad", ctypes.c_uint16),
+    ]
+
+
+@dataclass(frozen=True)
+class Address:
+    """An IP address and port, as a socket API shows it (``::ffff:…`` stays mapped)."""
+
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        """``127.0.0.1:8080``, ``[::1]:8080``; ValueError with the reason otherwise."""
+        host, sep, port = text.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{text!r} is not HOST:PORT with a port from 1 to 65535")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} in {text!r} is not an IP address") from None
+        return cls(host, int(port))
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def ip16(host: str) -> bytes:
+    """16 bytes for any address; IPv4 becomes mapped IPv6."""
+    ip = ipaddress.ip_address(host)
+    if isinstance(ip, ipaddress.IPv4Address):
+        return bytes(10) + b"\xff\xff" + ip.packed
+    return ip.packed
+
+
+def words(ip: bytes) -> _U32x4:
+    """16 network-order bytes as the four ``__u32`` the kernel stores them in."""
+    return _U32x4.from_buffer_copy(ip)
+
+
+def ip4_word(host: str) -> int:
+    """An IPv4 address as the ``__u32`` whose memory is its network-order bytes."""
+    return int.from_bytes(socket.inet_aton(host), sys.byteorder)
+
+
+def make_config(proxy: Address | None, dns: Address | None, proxy6: str | None = None) -> Config:
+    """IPv6 sockets go to ``proxy6``, or to the IPv4 proxy mapped when none is given."""
+    cfg = Config()
+    if proxy is not None:
+        cfg.proxy_ip4 = ip4_word(proxy.host)
+        cfg.proxy_ip6 = words(ip16(proxy6 or proxy.host))
+        cfg.proxy_port = proxy.port
+    if dns is not None:
+        cfg.dns_ip4 = ip4_word(dns.host)
+        cfg.dns_ip6 = words(ip16(dns.host))
+        cfg.dns_port = dns.port
+    return cfg
+
+
+def endpoint_key(host: str, port: int) -> Endpoint:
+    """The kpy_origin key for a peer the proxy accepted."""
+    return Endpoint(words(ip16(host)), port, 0)
+
+
+def endpoint_address(ep: Endpoint) -> Address:
+    return Address(show_ip(bytes(ep.ip6), ep.family), ep.port)
+
+
+def show_ip(ip: bytes, family: int) -> str:
+    """As the socket API shows it: IPv4 for AF_INET, ``::ffff:a.b.c.d`` when mapped."""
+    v6 = ipaddress.IPv6Address(ip)
+    if v6.ipv4_mapped is None:
+        return str(v6)
+    return str(v6.ipv4_mapped) if family == socket.AF_INET else f"::ffff:{v6.ipv4_mapped}"
+
+
+def pass_key(network: str, port: int = 0) -> PassKey:
+    """A passthrough rule: ``network`` (an address or CIDR), on ``port`` or any port (0)."""
+    net = ipaddress.ip_network(network, strict=False)
+    bits = net.prefixlen + (96 if net.version == 4 else 0)
+    if port:
+        if bits != 128:
+            raise ValueError(f"passthrough {network}:{port}: a port needs a single address")
+        bits += 16
+    return PassKey(bits, words(ip16(str(net.network_address))), socket.htons(port), 0)

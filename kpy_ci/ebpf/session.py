@@ -1,0 +1,245 @@
+"""A Session confines a service to its own cgroup and redirects it there, and only there.
+
+    with Session(proxy=Address("127.0.0.1", 16789)) as s:
+        service = s.spawn(["python", "app.py"])
+        ...                                   # the proxy calls s.original_destination(peer)
+    # service killed, programs detached, cgroup removed
+
+Set-up: check privileges, find (or privately mount) cgroup2, clean cgroups of dead kpy
+processes, create ``kpy-<pid>``, start the guard, load bpf/kpy.bpf.o, fill its maps,
+attach every program by a bpf_link. The service joins the cgroup before it execs, so it is
+redirected from its first instruction. If kpy dies, the kernel drops the links with kpy's
+file descriptors and the guard (guard.py) kills the service and removes the cgroup.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from kpy_ci.ebpf import cgroup, maps
+from kpy_ci.ebpf.libbpf import BpfError, BpfObject
+from kpy_ci.ebpf.maps import Address
+from kpy_ci.errors import EnvironmentProblem
+
+PROGRAMS = (
+    "kpy_connect4",
+    "kpy_connect6",
+    "kpy_sockops",
+    "kpy_getpeername4",
+    "kpy_getpeername6",
+    "kpy_bind4",
+    "kpy_bind6",
+    "kpy_getsockname4",
+    "kpy_getsockname6",
+    "kpy_sendmsg4",
+    "kpy_sendmsg6",
+    "kpy_recvmsg4",
+    "kpy_recvmsg6",
+)
+
+CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_BPF = 12, 21, 39
+
+
+def bpf_object_path() -> Path:
+    """The compiled programs: $KPY_BPF_OBJECT, the copy in the installed package, or the
+    repository's bpf/kpy.bpf.o (editable installs)."""
+    env = os.environ.get("KPY_BPF_OBJECT")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "kpy.bpf.o", here.parent.parent / "bpf" / "kpy.bpf.o"):
+        if candidate.is_file():
+            return candidate
+    raise EnvironmentProblem(
+        f"kpy.bpf.o not found beside {here} or in bpf/: reinstall kpy, or build it "
+        "with 'make -C bpf'"
+    )
+
+
+def effective_capabilities(status: str) -> int:
+    """CapEff from a /proc/self/status text."""
+    for line in status.splitlines():
+        if line.startswith("CapEff:"):
+            return int(line.split()[1], 16)
+    return 0
+
+
+def check_privileges() -> None:
+    """EnvironmentProblem unless this process may load and attach cgroup BPF programs."""
+    if os.geteuid() != 0:
+        raise EnvironmentProblem(
+            "kpy must run as root: it attaches eBPF programs to the service's cgroup "
+            "(run it with sudo, passing the environment explicitly)"
+        )
+    caps = effective_capabilities(Path("/proc/self/status").read_text())
+
+    def has(cap: int) -> bool:
+        return bool(caps >> cap & 1)
+
+    if not (has(CAP_BPF) or has(CAP_SYS_ADMIN)) or not (
+        has(CAP_NET_ADMIN) or has(CAP_SYS_ADMIN)
+    ):
+        raise EnvironmentProblem(
+            "BPF is unavailable: kpy needs CAP_BPF and CAP_NET_ADMIN (or CAP_SYS_ADMIN); "
+            "in a container, run it with --privileged"
+        )
+
+
+class Session:
+    """The service's cgroup with kpy's programs attached; see the module docstring."""
+
+    def __init__(
+        self,
+        proxy: Address | None = None,
+        *,
+        dns: Address | None = None,
+        ports: Mapping[int, int] | None = None,
+        passthrough: Sequence[tuple[str, int]] = (),
+        proxy6: str | None = None,
+    ) -> None:
+        """``proxy``: where TCP connections go (IPv6 sockets to ``proxy6``, or to ``proxy``
+        mapped). ``dns``: where UDP port 53 goes. ``ports``: public -> internal port for
+        the service's bind(). ``passthrough``: (address or CIDR, port or 0) left alone."""
+        self.proxy = proxy
+        self.dns = dns
+        self.ports = dict(ports or {})
+        self.passthrough = list(passthrough)
+        self.proxy6 = proxy6
+        self.cgroup: Path | None = None
+        self.stale_cleaned: list[Path] = []
+        self._obj: BpfObject | None = None
+        self._guard: subprocess.Popen[bytes] | None = None
+        self._children: list[subprocess.Popen[Any]] = []
+
+    def __enter__(self) -> Session:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def start(self) -> None:
+        check_privileges()
+        path = bpf_object_path()
+        parent = cgroup.parent_dir(cgroup.hierarchy())
+        self.stale_cleaned = cgroup.clean_stale(parent)
+        self.cgroup = cgroup.create(parent)
+        try:
+            self._guard = _start_guard(self.cgroup)
+            self._obj = BpfObject(str(path))
+            self._fill_maps(self._obj)
+            fd = os.open(self.cgroup, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                for name in PROGRAMS:
+                    self._obj.attach_cgroup(name, fd)
+            finally:
+                os.close(fd)
+        except BaseException:
+            self.close()
+            raise
+
+    def _fill_maps(self, obj: BpfObject) -> None:
+        obj.map("kpy_config").update(
+            maps.ctypes.c_uint32(0), maps.make_config(self.proxy, self.dns, self.proxy6)
+        )
+        ports = obj.map("kpy_ports")
+        for public, internal in self.ports.items():
+            ports.update(maps.ctypes.c_uint16(public), maps.ctypes.c_uint16(internal))
+        rules = obj.map("kpy_pass")
+        for network, port in self.passthrough:
+            rules.update(maps.pass_key(network, port), maps.ctypes.c_uint8(1))
+
+    def spawn(
+        self,
+        args: Sequence[str] | str,
+        *,
+        resolv_conf: Path | None = None,
+        **popen: Any,
+    ) -> subprocess.Popen[Any]:
+        """Start a process inside the cgroup (a str runs through /bin/sh). With
+        ``resolv_conf``, the process gets its own mount namespace where that file stands
+        at /etc/resolv.conf. It leads a new session, so a ^C reaches kpy, not it."""
+        if self.cgroup is None:
+            raise RuntimeError("Session.spawn before start")
+        procs = str(self.cgroup / "cgroup.procs").encode()
+        resolv = str(resolv_conf.resolve()).encode() if resolv_conf else None
+        if resolv_conf is not None and not resolv_conf.is_file():
+            raise EnvironmentProblem(f"{resolv_conf}: no such file (resolv.conf for the service)")
+
+        def join() -> None:  # runs in the child between fork and exec: no Python locks
+            fd = os.open(procs, os.O_WRONLY)
+            os.write(fd, b"0")
+            os.close(fd)
+            if resolv is not None:
+                cgroup.private_mount_namespace()
+                if cgroup.libc.mount(resolv, b"/etc/resolv.conf", None, cgroup.MS_BIND, None):
+                    os._exit(127)
+
+        child = subprocess.Popen(
+            args, shell=isinstance(args, str), preexec_fn=join, start_new_session=True, **popen
+        )
+        self._children.append(child)
+        return child
+
+    def original_destination(self, peer: tuple[str, int]) -> Address | None:
+        """Where the connection whose client end is ``peer`` (as accept() gave it) was
+        going, or None if it was not redirected. The entry is consumed."""
+        if self._obj is None:
+            raise RuntimeError("Session.original_destination before start")
+        origin = self._obj.map("kpy_origin")
+        key = maps.endpoint_key(peer[0], peer[1])
+        found = maps.Endpoint()
+        if not origin.lookup(key, found):
+            return None
+        origin.delete(key)
+        return maps.endpoint_address(found)
+
+    def close(self) -> None:
+        """Kill the service and everything it forked, detach, remove the cgroup. Idempotent."""
+        errors: list[BaseException] = []
+        if self.cgroup is not None:
+            try:
+                cgroup.remove(self.cgroup)
+            except (OSError, EnvironmentProblem) as e:
+                errors.append(e)
+        for child in self._children:
+            child.wait()  # reap: the cgroup is empty, so this returns at once
+        self._children.clear()
+        if self._obj is not None:
+            self._obj.close()
+            self._obj = None
+        if self._guard is not None:
+            assert self._guard.stdin is not None
+            self._guard.stdin.close()
+            self._guard.wait()
+            self._guard = None
+        self.cgroup = None
+        if errors:
+            raise EnvironmentProblem(f"tearing the session down: {errors[0]}")
+
+
+def _start_guard(path: Path) -> subprocess.Popen[bytes]:
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    return subprocess.Popen(
+        [sys.executable, "-m", "kpy_ci.ebpf.guard", str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+        env=env,
+    )
+
+
+__all__ = ["Address", "BpfError", "Session", "check_privileges", "PROGRAMS"]

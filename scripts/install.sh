@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what kpy and its tests need on Debian/Ubuntu, as root, idempotently:
+# system packages from apt, then the project into ./.venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ "$(id -u)" = 0 ] || { echo "install.sh: run as root (kpy attaches eBPF programs)" >&2; exit 4; }
+
+packages=(python3 python3-venv python3-pip make clang llvm libbpf-dev libbpf1 gcc libc6-dev
+          iproute2 util-linux procps)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+command -v bpftool >/dev/null || missing+=(bpftool)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install.sh: apt-get install ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # bpftool is its own package on Debian; Ubuntu ships it in linux-tools.
+  if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+    rest=("${missing[@]/bpftool}")
+    apt-get install -y -qq --no-install-recommends ${rest[*]} linux-tools-common "linux-tools-$(uname -r)" >/dev/null
+  fi
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+.venv/bin/pip install -q --upgrade pip >/dev/null
+.venv/bin/pip install -q -e '.[test]'
+echo "install.sh: kpy $(.venv/bin/kpy --version | awk '{print $NF}') in $(pwd)/.venv" >&2
