@@ -75,6 +75,11 @@ static __always_inline void map_ip4(__u32 ip6[4], __u32 ip4)
 	ip6[3] = ip4;
 }
 
+static __always_inline int is_mapped(const __u32 ip6[4])
+{
+	return ip6[0] == 0 && ip6[1] == 0 && ip6[2] == bpf_htonl(0xffff);
+}
+
 static __always_inline int same_ip6(const __u32 a[4], const __u32 b[4])
 {
 	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
@@ -105,25 +110,30 @@ static __always_inline void remember(struct bpf_sock_addr *ctx, const __u32 ip6[
 	s->kind = kind;
 }
 
-/* Where a socket dialling ip6:port must go instead, or 0 to leave it alone. */
+/* Where a socket dialling ip6:port must go instead (port, and to_ip6), or 0 to leave it
+ * alone. IPv6 sockets dialling a mapped address go to the mapped IPv4 address. */
 static __always_inline __u16 redirect_port(struct bpf_sock_addr *ctx, struct kpy_config *cfg,
 					   const __u32 ip6[4], __u16 port, __u32 *to_ip6)
 {
-	__u16 to = 0;
+	__u32 *cfg_ip6;
+	__u32 ip4;
+	__u16 to;
 
 	if (ctx->type == SOCK_STREAM && cfg->proxy_port) {
 		to = cfg->proxy_port;
-		map_ip4(to_ip6, cfg->proxy_ip4);
-		if (ctx->family == AF_INET6)
-			__builtin_memcpy(to_ip6, cfg->proxy_ip6, 16);
+		ip4 = cfg->proxy_ip4;
+		cfg_ip6 = cfg->proxy_ip6;
 	} else if (ctx->type == SOCK_DGRAM && port == 53 && cfg->dns_port) {
 		to = cfg->dns_port;
-		map_ip4(to_ip6, cfg->dns_ip4);
-		if (ctx->family == AF_INET6)
-			__builtin_memcpy(to_ip6, cfg->dns_ip6, 16);
-	}
-	if (!to)
+		ip4 = cfg->dns_ip4;
+		cfg_ip6 = cfg->dns_ip6;
+	} else {
 		return 0;
+	}
+	if (ctx->family == AF_INET6 && !is_mapped(ip6))
+		__builtin_memcpy(to_ip6, cfg_ip6, 16);
+	else
+		map_ip4(to_ip6, ip4);
 	/* never loop the proxy onto itself; honour passthrough rules */
 	if (port == to && same_ip6(ip6, to_ip6))
 		return 0;
@@ -171,9 +181,6 @@ int kpy_connect6(struct bpf_sock_addr *ctx)
 	if (!to)
 		return 1;
 	remember(ctx, ip6, port, KPY_SOCK_CONNECT);
-	/* a mapped destination stays mapped: the socket may be dual-stack only */
-	if (ip6[0] == 0 && ip6[1] == 0 && ip6[2] == bpf_htonl(0xffff))
-		map_ip4(to_ip6, to_ip6[3]);
 	ctx->user_ip6[0] = to_ip6[0];
 	ctx->user_ip6[1] = to_ip6[1];
 	ctx->user_ip6[2] = to_ip6[2];
@@ -338,9 +345,12 @@ int kpy_sendmsg6(struct bpf_sock_addr *ctx)
 	to = redirect_port(ctx, cfg, ip6, port, to_ip6);
 	if (!to)
 		return 1;
+	if (!is_mapped(ip6) && is_mapped(to_ip6)) {
+		/* the kernel refuses a mapped address here (ENOTSUPP) and the query must not
+		 * reach a real IPv6 resolver: fail it, so the resolver tries its next server */
+		return 0;
+	}
 	remember(ctx, ip6, port, KPY_SOCK_DNS);
-	if (ip6[0] == 0 && ip6[1] == 0 && ip6[2] == bpf_htonl(0xffff))
-		map_ip4(to_ip6, to_ip6[3]);
 	ctx->user_ip6[0] = to_ip6[0];
 	ctx->user_ip6[1] = to_ip6[1];
 	ctx->user_ip6[2] = to_ip6[2];

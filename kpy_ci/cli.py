@@ -11,7 +11,6 @@ import signal
 import sys
 import traceback
 from collections.abc import Sequence
-from pathlib import Path
 from types import FrameType
 
 import click
@@ -44,6 +43,8 @@ cli.add_command(run_cmd.run)
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script exits with it)."""
     signal.signal(signal.SIGTERM, _on_sigterm)
+    # a background job of a non-interactive shell inherits SIGINT ignored; kpy wants ^C
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         result = cli.main(list(argv if argv is not None else sys.argv[1:]), "kpy", standalone_mode=False)
     except click.exceptions.Exit as e:
@@ -70,5 +71,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 def entry() -> None:
     sys.exit(main())
 
-
-__all__ = ["cli", "main", "entry", "Path"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 from pathlib import Path
@@ -11,6 +12,7 @@ import click
 from kpy_ci.ebpf.maps import Address
 from kpy_ci.ebpf.session import Session
 from kpy_ci.errors import UsageError
+from kpy_ci.proxy.relay import Relay
 
 STOP_GRACE_SECONDS = 10.0
 
@@ -51,7 +53,12 @@ def _passthrough(values: tuple[str, ...]) -> list[tuple[str, int]]:
 @click.option("--proxy", help="HOST:PORT where the command's TCP connections go.")
 @click.option("--proxy6", help="IPv6 address for IPv6 sockets (default: the proxy, mapped).")
 @click.option("--dns", help="HOST:PORT where the command's DNS queries (UDP 53) go.")
-@click.option("--move-port", multiple=True, help="PUBLIC:INTERNAL: the command's bind() moves.")
+@click.option(
+    "--move-port",
+    multiple=True,
+    help="PUBLIC:INTERNAL: the command's bind() of PUBLIC moves to INTERNAL, and kpy relays "
+    "127.0.0.1:PUBLIC to it.",
+)
 @click.option("--passthrough", multiple=True, help="ADDRESS[/BITS] or HOST:PORT left alone.")
 @click.option(
     "--resolv-conf",
@@ -63,6 +70,7 @@ def run(
     proxy: str | None,
     proxy6: str | None,
     dns: str | None,
+    dns6: str | None,
     move_port: tuple[str, ...],
     passthrough: tuple[str, ...],
     resolv_conf: Path | None,
@@ -74,8 +82,13 @@ def run(
         ports=_port_moves(move_port),
         passthrough=_passthrough(passthrough),
         proxy6=proxy6,
+        dns6=dns6,
     )
-    with session:
+    moves = session.ports
+    with session, contextlib.ExitStack() as relays:
+        for public, internal in moves.items():
+            targets = [Address("127.0.0.1", internal), Address("::1", internal)]
+            relays.enter_context(Relay(Address("127.0.0.1", public), targets))
         child = session.spawn(command, resolv_conf=resolv_conf)
         try:
             return child.wait()

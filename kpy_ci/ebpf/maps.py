@@ -81,8 +81,15 @@ def ip4_word(host: str) -> int:
     return int.from_bytes(socket.inet_aton(host), sys.byteorder)
 
 
-def make_config(proxy: Address | None, dns: Address | None, proxy6: str | None = None) -> Config:
-    """IPv6 sockets go to ``proxy6``, or to the IPv4 proxy mapped when none is given."""
+def make_config(
+    proxy: Address | None,
+    dns: Address | None,
+    proxy6: str | None = None,
+    dns6: str | None = None,
+) -> Config:
+    """IPv6 sockets go to ``proxy6`` / ``dns6``, or to the IPv4 address mapped when none
+    is given (then a query to a native IPv6 resolver on an unconnected socket fails: the
+    kernel cannot send it to a mapped address, and kpy will not let it out)."""
     cfg = Config()
     if proxy is not None:
         cfg.proxy_ip4 = ip4_word(proxy.host)
@@ -90,7 +97,7 @@ def make_config(proxy: Address | None, dns: Address | None, proxy6: str | None =
         cfg.proxy_port = proxy.port
     if dns is not None:
         cfg.dns_ip4 = ip4_word(dns.host)
-        cfg.dns_ip6 = words(ip16(dns.host))
+        cfg.dns_ip6 = words(ip16(dns6 or dns.host))
         cfg.dns_port = dns.port
     return cfg
 

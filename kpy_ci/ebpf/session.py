@@ -102,15 +102,17 @@ class Session:
         ports: Mapping[int, int] | None = None,
         passthrough: Sequence[tuple[str, int]] = (),
         proxy6: str | None = None,
+        dns6: str | None = None,
     ) -> None:
         """``proxy``: where TCP connections go (IPv6 sockets to ``proxy6``, or to ``proxy``
-        mapped). ``dns``: where UDP port 53 goes. ``ports``: public -> internal port for
+        mapped). ``dns``: where UDP port 53 goes (IPv6 sockets: ``dns6``, same port). ``ports``: public -> internal port for
         the service's bind(). ``passthrough``: (address or CIDR, port or 0) left alone."""
         self.proxy = proxy
         self.dns = dns
         self.ports = dict(ports or {})
         self.passthrough = list(passthrough)
         self.proxy6 = proxy6
+        self.dns6 = dns6
         self.cgroup: Path | None = None
         self.stale_cleaned: list[Path] = []
         self._obj: BpfObject | None = None
@@ -151,7 +153,7 @@ class Session:
 
     def _fill_maps(self, obj: BpfObject) -> None:
         obj.map("kpy_config").update(
-            maps.ctypes.c_uint32(0), maps.make_config(self.proxy, self.dns, self.proxy6)
+            maps.ctypes.c_uint32(0), maps.make_config(self.proxy, self.dns, self.proxy6, self.dns6)
         )
         ports = obj.map("kpy_ports")
         for public, internal in self.ports.items():

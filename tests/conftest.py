@@ -1,0 +1,81 @@
+"""Shared fixtures. The tests run as root against the real kernel: real cgroups, real BPF
+programs, real sockets on loopback. Nothing here fakes the thing under test."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kpy_ci.ebpf import cgroup
+
+ROOT = Path(__file__).resolve().parent.parent
+KPY = [sys.executable, "-m", "kpy_ci"]
+
+
+def free_port(family: socket.AddressFamily = socket.AF_INET, kind: int = socket.SOCK_STREAM) -> int:
+    """A loopback port where nothing listens (bound, then released)."""
+    with socket.socket(family, kind) as s:
+        s.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def kpy_programs() -> list[str]:
+    """Names of kpy's BPF programs loaded in the kernel now."""
+    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, check=True)
+    return [p.get("name", "") for p in json.loads(out.stdout) if p.get("name", "").startswith("kpy_")]
+
+
+def kpy_cgroups() -> list[Path]:
+    root = cgroup.parent_dir(cgroup.cgroup2_mounts(Path("/proc/self/mounts").read_text())[0])
+    return sorted(root.glob(cgroup.PREFIX + "*"))
+
+
+def wait_until(predicate, timeout: float = 5.0, what: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.01)
+
+
+def no_kpy_left() -> None:
+    """Nothing of kpy's is attached or loaded, and no kpy cgroup is left."""
+    wait_until(lambda: not kpy_programs(), what=f"kpy programs to unload: {kpy_programs()}")
+    assert kpy_cgroups() == []
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _root_and_clean() -> Iterator[None]:
+    if os.geteuid() != 0:
+        pytest.exit("kpy's tests run as root: they attach eBPF programs to cgroups", 4)
+    assert shutil.which("bpftool"), "bpftool is needed to check that tests leave nothing behind"
+    yield
+    no_kpy_left()
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """A TCP listener on 127.0.0.1: the stand-in for kpy's proxy."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(16)
+        s.settimeout(10)
+        yield s
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
