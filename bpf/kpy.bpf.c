@@ -6,7 +6,8 @@
  *    look as if they came from the resolver it asked (connect4/6, sendmsg4/6, recvmsg4/6);
  *  - move its listening ports to internal ones so kpy can stand on the public port
  *    (bind4/6), and keep getsockname() showing the public port (getsockname4/6).
- * Return 1 everywhere: 0 would fail the service's call with EPERM. */
+ * Return 1 to let the call go on; 0 fails it with EPERM, which only sendmsg6 does, to keep a
+ * DNS query from leaving the machine. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -53,10 +54,11 @@ struct {
 } kpy_socks SEC(".maps");
 
 /* client endpoint of a redirected connection -> the endpoint it dialled; the proxy reads
- * it for each accepted connection. LRU, so entries the proxy never reads age out. */
+ * and deletes it for each accepted connection. LRU, so entries nobody reads age out.
+ * Sized for connections not yet accepted, not for all: creating it dominates set-up. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 16384);
 	__type(key, struct kpy_endpoint);
 	__type(value, struct kpy_endpoint);
 } kpy_origin SEC(".maps");

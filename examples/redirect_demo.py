@@ -28,20 +28,20 @@ def main() -> int:
     got: list[bytes] = []
 
     def serve() -> None:
-        conn, peer = listener.accept()
+        conn, _ = listener.accept()
         got.append(conn.recv(100))
         conn.sendall(b"answered by the demo listener on port %d" % proxy_port)
         conn.close()
 
     threading.Thread(target=serve, daemon=True).start()
     client = (
-        "import socket; c = socket.create_connection(('127.0.0.1', %d), timeout=10); "
+        f"import socket; c = socket.create_connection(('127.0.0.1', {nowhere}), timeout=10); "
         "c.sendall(b'hello'); print('client: getpeername() =', c.getpeername()); "
-        "print('client: got', c.recv(100).decode())" % nowhere
+        "print('client: got', c.recv(100).decode())"
     )
     print(f"demo: the client dials 127.0.0.1:{nowhere} (closed); kpy's proxy is :{proxy_port}")
     rc = subprocess.call(
-        [KPY, "run", "--proxy", f"127.0.0.1:{proxy_port}", "-c", f"{sys.executable} -c \"{client}\""]
+        [KPY, "run", "--proxy", f"127.0.0.1:{proxy_port}", "-c", f'{sys.executable} -c "{client}"']
     )
     print(f"demo: the listener received {got[0] if got else None!r}; kpy run exited {rc}")
     return rc if got == [b"hello"] else 1

@@ -46,7 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # a background job of a non-interactive shell inherits SIGINT ignored; kpy wants ^C
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        result = cli.main(list(argv if argv is not None else sys.argv[1:]), "kpy", standalone_mode=False)
+        result = cli.main(
+            list(argv if argv is not None else sys.argv[1:]), "kpy", standalone_mode=False
+        )
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.ClickException as e:
@@ -63,11 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.exit_code
     except Exception:
         traceback.print_exc()
-        click.echo("kpy: internal error (a bug in kpy; please report it with the trace above)", err=True)
+        click.echo(
+            "kpy: internal error (a bug in kpy; please report it with the trace above)", err=True
+        )
         return EXIT_BUG
     return result if isinstance(result, int) else 0
 
 
 def entry() -> None:
     sys.exit(main())
-

@@ -22,9 +22,8 @@ MIN_KERNEL = (5, 8)  # cgroup/getpeername hooks; sk storage in sock_addr program
 @dataclass(frozen=True)
 class Check:
     name: str
-    ok: bool
+    status: str  # "ok", "FAIL", "warn" (not required), "skip" (an earlier check failed)
     detail: str
-    required: bool = True
 
 
 def kernel_version(release: str) -> tuple[int, int]:
@@ -32,43 +31,42 @@ def kernel_version(release: str) -> tuple[int, int]:
     return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
 
 
-def _kernel() -> Check:
+def _kernel() -> tuple[bool, str]:
     release = platform.release()
     ok = kernel_version(release) >= MIN_KERNEL
     need = ".".join(map(str, MIN_KERNEL))
-    return Check("kernel", ok, release if ok else f"{release}: kpy needs Linux {need} or newer")
+    return ok, release if ok else f"{release}: kpy needs Linux {need} or newer"
 
 
-def _btf() -> Check:
+def _btf() -> tuple[bool, str]:
     ok = Path("/sys/kernel/btf/vmlinux").exists()
-    detail = "/sys/kernel/btf/vmlinux" if ok else "absent (kpy's programs do not need it)"
-    return Check("BTF", ok, detail, required=False)
+    return ok, "/sys/kernel/btf/vmlinux" if ok else "absent (kpy's programs do not need it)"
 
 
-def _privileges() -> Check:
+def _privileges() -> tuple[bool, str]:
     check_privileges()
-    return Check("privileges", True, "root with CAP_BPF/CAP_NET_ADMIN")
+    return True, "root with CAP_BPF/CAP_NET_ADMIN"
 
 
-def _cgroup2() -> Check:
-    mounts = cgroup.cgroup2_mounts(Path("/proc/self/mounts").read_text())
-    if mounts:
-        return Check("cgroup v2", True, f"mounted at {mounts[0]}")
-    return Check("cgroup v2", True, "not mounted; kpy mounts it privately for each session")
+def _cgroup2() -> tuple[bool, str]:
+    if cgroup.cgroup2_mounts(Path("/proc/self/mounts").read_text()):
+        return True, f"mounted at {cgroup.hierarchy()}"
+    where = cgroup.hierarchy()  # mounts it in a mount namespace of this process's own
+    return True, f"not mounted by the host; kpy mounts it privately ({where} for this run)"
 
 
-def _libbpf() -> Check:
-    return Check("libbpf", True, libbpf.version())
+def _libbpf() -> tuple[bool, str]:
+    return True, libbpf.version()
 
 
-def _bpf_object() -> Check:
+def _bpf_object() -> tuple[bool, str]:
     path = bpf_object_path()
     with libbpf.loaded(str(path)) as obj:
         count = len(obj.program_names())
-    return Check("BPF programs", True, f"{count} programs in {path} load")
+    return True, f"{count} programs in {path} load"
 
 
-def _live_redirect() -> Check:
+def _live_redirect() -> tuple[bool, str]:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
@@ -83,9 +81,9 @@ def _live_redirect() -> Check:
             found = session.original_destination(peer)
             child.wait(10)
     want = Address(*dialled)
-    ok = found == want
-    detail = f"a child's connect() to {want} landed on kpy's listener"
-    return Check("redirect", ok, detail if ok else f"expected {want}, the map said {found}")
+    if found != want:
+        return False, f"a child dialled {want}, but kpy's map said {found}"
+    return True, f"a child's connect() to {want} landed on kpy's listener"
 
 
 def _closed_port() -> int:
@@ -95,27 +93,29 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-CHECKS: list[Callable[[], Check]] = [
-    _kernel,
-    _btf,
-    _privileges,
-    _cgroup2,
-    _libbpf,
-    _bpf_object,
-    _live_redirect,
+# name, check, required, needs every required check before it to have passed
+CHECKS: list[tuple[str, Callable[[], tuple[bool, str]], bool, bool]] = [
+    ("kernel", _kernel, True, False),
+    ("BTF", _btf, False, False),
+    ("privileges", _privileges, True, False),
+    ("cgroup v2", _cgroup2, True, False),
+    ("libbpf", _libbpf, True, False),
+    ("BPF programs", _bpf_object, True, True),
+    ("redirect", _live_redirect, True, True),
 ]
 
 
 def run_checks() -> Iterator[Check]:
-    """Every check in order; once a required one fails, the ones that need it are skipped."""
+    """Every check in order; the ones that need the others are skipped once one failed."""
     failed = False
-    for check in CHECKS:
-        if failed and check in (_bpf_object, _live_redirect):
-            yield Check(check.__name__.strip("_").replace("_", " "), False, "skipped")
+    for name, check, required, needs_others in CHECKS:
+        if failed and needs_others:
+            yield Check(name, "skip", "skipped: fix the failures above first")
             continue
         try:
-            result = check()
+            ok, detail = check()
         except KpyError as e:
-            result = Check(check.__name__.strip("_").replace("_", " "), False, str(e))
-        failed = failed or (result.required and not result.ok)
-        yield result
+            ok, detail = False, str(e)
+        status = "ok" if ok else ("FAIL" if required else "warn")
+        failed = failed or status == "FAIL"
+        yield Check(name, status, detail)

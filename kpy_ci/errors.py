@@ -5,7 +5,7 @@
      +-- EnvironmentProblem  4  the machine cannot run kpy (not root, no BPF, no libbpf, ...)
 
 Exit codes: 0 passed, 1 tests failed, 2 usage or bad files, 3 re-record needed,
-4 environment, 70 a bug in kpy (with a traceback), 130 interrupted.
+4 environment, 70 a bug in kpy (with a traceback), 130 interrupted (^C), 143 terminated.
 """
 
 from __future__ import annotations

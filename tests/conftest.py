@@ -31,7 +31,9 @@ def free_port(family: socket.AddressFamily = socket.AF_INET, kind: int = socket.
 def kpy_programs() -> list[str]:
     """Names of kpy's BPF programs loaded in the kernel now."""
     out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, check=True)
-    return [p.get("name", "") for p in json.loads(out.stdout) if p.get("name", "").startswith("kpy_")]
+    return [
+        p.get("name", "") for p in json.loads(out.stdout) if p.get("name", "").startswith("kpy_")
+    ]
 
 
 def kpy_cgroups() -> list[Path]:

@@ -22,7 +22,9 @@ class DnsServer:
         self.socks = _pair()
         self.port = self.socks[0].getsockname()[1]
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._serve, args=(s,), daemon=True) for s in self.socks]
+        self._threads = [
+            threading.Thread(target=self._serve, args=(s,), daemon=True) for s in self.socks
+        ]
 
     def __enter__(self) -> DnsServer:
         for t in self._threads:

@@ -13,9 +13,8 @@ def doctor() -> int:
     """Check that this machine can run kpy, and try a live redirect. Exit 0 or 4."""
     failed = []
     for check in run_checks():
-        mark = "ok  " if check.ok else ("FAIL" if check.required else "warn")
-        click.echo(f"{mark} {check.name:<13} {check.detail}")
-        if check.required and not check.ok:
+        click.echo(f"{check.status:<4} {check.name:<13} {check.detail}")
+        if check.status == "FAIL":
             failed.append(check.name)
     if failed:
         raise EnvironmentProblem(f"this machine cannot run kpy: {', '.join(failed)} failed")

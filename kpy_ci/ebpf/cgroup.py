@@ -3,18 +3,19 @@ everything in it, remove it, and clean the ones whose owner died."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
 import os
 import signal
-import tempfile
 import time
 from pathlib import Path
 
 from kpy_ci.errors import EnvironmentProblem
 
 PREFIX = "kpy-"
+PRIVATE_MOUNT_POINT = Path("/run/kpy/cgroup2")
 CLONE_NEWNS = 0x00020000
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
@@ -63,7 +64,8 @@ def hierarchy() -> Path:
         return mounts[0]
     try:
         private_mount_namespace()
-        where = Path(tempfile.mkdtemp(prefix="kpy-cgroup2-"))
+        where = PRIVATE_MOUNT_POINT
+        where.mkdir(parents=True, exist_ok=True)  # stays empty on the host: mounted only here
         if libc.mount(b"cgroup2", str(where).encode(), b"cgroup2", 0, None) != 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err))
@@ -102,16 +104,12 @@ def kill_all(cgroup: Path, timeout: float = 5.0) -> None:
         if not members:
             return
         if kill_file.exists():
-            try:
+            with contextlib.suppress(OSError):
                 kill_file.write_text("1")
-            except OSError:
-                pass
         else:
             for pid in members:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
         if time.monotonic() > deadline:
             raise EnvironmentProblem(f"processes {members} in {cgroup} would not die")
         time.sleep(0.005)

@@ -13,8 +13,12 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from kpy_ci.errors import EnvironmentProblem
+
+if TYPE_CHECKING:
+    from _ctypes import _CData as CData  # the base of every ctypes value, in typeshed
 
 _LIB_NAMES = ("libbpf.so.1", "libbpf.so")
 _PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
@@ -27,11 +31,11 @@ class _Lib:
         ptr, cint, cstr = ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p
         self._lib = lib
 
-        def fn(name: str, restype: object, *argtypes: object) -> ctypes._CFuncPtr:
+        def fn(name: str, restype: object, *argtypes: object) -> Any:
             f = getattr(lib, name)
             f.restype = restype
             f.argtypes = list(argtypes)
-            return f  # type: ignore[no-any-return]
+            return f
 
         self.open_file = fn("bpf_object__open_file", ptr, cstr, ptr)
         self.load = fn("bpf_object__load", cint, ptr)
@@ -57,14 +61,16 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True
 _libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
 
 
-@_PRINT_FN
-def _print(level: int, fmt: bytes, args: int) -> int:
+def _print_to_log(level: int, fmt: bytes, args: int) -> int:
     # va_list is passed by reference on x86-64 and arm64, so vsnprintf can format it here.
     buf = ctypes.create_string_buffer(4096)
     _libc.vsnprintf(buf, len(buf), fmt, args)
     _log.append(buf.value.decode(errors="replace"))
     del _log[:-200]
     return 0
+
+
+_print = _PRINT_FN(_print_to_log)  # kept referenced: libbpf calls it for as long as we live
 
 
 def lib() -> _Lib:
@@ -109,21 +115,21 @@ class Map:
         self.name = name
         self.fd = fd
 
-    def update(self, key: ctypes.Structure | ctypes.Array, value: object) -> None:  # type: ignore[type-arg]
-        if lib().update_elem(self.fd, ctypes.byref(key), ctypes.byref(value), 0) != 0:  # type: ignore[arg-type]
+    def update(self, key: CData, value: CData) -> None:
+        if lib().update_elem(self.fd, ctypes.byref(key), ctypes.byref(value), 0) != 0:
             raise BpfError(_failure(f"updating map {self.name}", ctypes.get_errno()))
 
-    def lookup(self, key: object, value: object) -> bool:
+    def lookup(self, key: CData, value: CData) -> bool:
         """Fill ``value`` from ``key``; False if absent."""
-        if lib().lookup_elem(self.fd, ctypes.byref(key), ctypes.byref(value)) == 0:  # type: ignore[arg-type]
+        if lib().lookup_elem(self.fd, ctypes.byref(key), ctypes.byref(value)) == 0:
             return True
         err = ctypes.get_errno()
         if err == errno.ENOENT:
             return False
         raise BpfError(_failure(f"reading map {self.name}", err))
 
-    def delete(self, key: object) -> None:
-        lib().delete_elem(self.fd, ctypes.byref(key))  # type: ignore[arg-type]
+    def delete(self, key: CData) -> None:
+        lib().delete_elem(self.fd, ctypes.byref(key))
 
 
 class BpfObject:
@@ -143,7 +149,8 @@ class BpfObject:
             raise BpfError(_failure(f"loading {path} into the kernel", err))
 
     def program_names(self) -> list[str]:
-        names, prog = [], None
+        names: list[str] = []
+        prog = None
         while True:
             prog = self._lib.next_program(self._handle, prog)
             if not prog:

@@ -12,7 +12,7 @@ import socket
 import sys
 from dataclasses import dataclass
 
-_U32x4 = ctypes.c_uint32 * 4
+_U32x4: type[ctypes.Array[ctypes.c_uint32]] = ctypes.c_uint32 * 4
 
 
 class Config(ctypes.Structure):
@@ -63,15 +63,22 @@ class Address:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
+_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
+
+
 def ip16(host: str) -> bytes:
-    """16 bytes for any address; IPv4 becomes mapped IPv6."""
-    ip = ipaddress.ip_address(host)
-    if isinstance(ip, ipaddress.IPv4Address):
-        return bytes(10) + b"\xff\xff" + ip.packed
-    return ip.packed
+    """16 bytes for any address; IPv4 becomes mapped IPv6. (inet_pton: this is on the
+    proxy's per-connection path, and ipaddress is several times slower.)"""
+    try:
+        return _MAPPED_PREFIX + socket.inet_pton(socket.AF_INET, host)
+    except OSError:
+        try:
+            return socket.inet_pton(socket.AF_INET6, host)
+        except OSError:
+            raise ValueError(f"{host!r} is not an IP address") from None
 
 
-def words(ip: bytes) -> _U32x4:
+def words(ip: bytes) -> ctypes.Array[ctypes.c_uint32]:
     """16 network-order bytes as the four ``__u32`` the kernel stores them in."""
     return _U32x4.from_buffer_copy(ip)
 

@@ -14,6 +14,8 @@ file descriptors and the guard (guard.py) kills the service and removes the cgro
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import subprocess
 import sys
@@ -23,7 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from kpy_ci.ebpf import cgroup, maps
-from kpy_ci.ebpf.libbpf import BpfError, BpfObject
+from kpy_ci.ebpf.libbpf import BpfError, BpfObject, Map
 from kpy_ci.ebpf.maps import Address
 from kpy_ci.errors import EnvironmentProblem
 
@@ -82,9 +84,7 @@ def check_privileges() -> None:
     def has(cap: int) -> bool:
         return bool(caps >> cap & 1)
 
-    if not (has(CAP_BPF) or has(CAP_SYS_ADMIN)) or not (
-        has(CAP_NET_ADMIN) or has(CAP_SYS_ADMIN)
-    ):
+    if not (has(CAP_BPF) or has(CAP_SYS_ADMIN)) or not (has(CAP_NET_ADMIN) or has(CAP_SYS_ADMIN)):
         raise EnvironmentProblem(
             "BPF is unavailable: kpy needs CAP_BPF and CAP_NET_ADMIN (or CAP_SYS_ADMIN); "
             "in a container, run it with --privileged"
@@ -105,8 +105,9 @@ class Session:
         dns6: str | None = None,
     ) -> None:
         """``proxy``: where TCP connections go (IPv6 sockets to ``proxy6``, or to ``proxy``
-        mapped). ``dns``: where UDP port 53 goes (IPv6 sockets: ``dns6``, same port). ``ports``: public -> internal port for
-        the service's bind(). ``passthrough``: (address or CIDR, port or 0) left alone."""
+        mapped). ``dns``: where UDP port 53 goes (IPv6 sockets: ``dns6``, same port).
+        ``ports``: public -> internal port for the service's bind(). ``passthrough``:
+        (address or CIDR, port or 0) left alone."""
         self.proxy = proxy
         self.dns = dns
         self.ports = dict(ports or {})
@@ -116,6 +117,7 @@ class Session:
         self.cgroup: Path | None = None
         self.stale_cleaned: list[Path] = []
         self._obj: BpfObject | None = None
+        self._origin: Map | None = None
         self._guard: subprocess.Popen[bytes] | None = None
         self._children: list[subprocess.Popen[Any]] = []
 
@@ -141,6 +143,7 @@ class Session:
             self._guard = _start_guard(self.cgroup)
             self._obj = BpfObject(str(path))
             self._fill_maps(self._obj)
+            self._origin = self._obj.map("kpy_origin")
             fd = os.open(self.cgroup, os.O_RDONLY | os.O_DIRECTORY)
             try:
                 for name in PROGRAMS:
@@ -153,14 +156,14 @@ class Session:
 
     def _fill_maps(self, obj: BpfObject) -> None:
         obj.map("kpy_config").update(
-            maps.ctypes.c_uint32(0), maps.make_config(self.proxy, self.dns, self.proxy6, self.dns6)
+            ctypes.c_uint32(0), maps.make_config(self.proxy, self.dns, self.proxy6, self.dns6)
         )
         ports = obj.map("kpy_ports")
         for public, internal in self.ports.items():
-            ports.update(maps.ctypes.c_uint16(public), maps.ctypes.c_uint16(internal))
+            ports.update(ctypes.c_uint16(public), ctypes.c_uint16(internal))
         rules = obj.map("kpy_pass")
         for network, port in self.passthrough:
-            rules.update(maps.pass_key(network, port), maps.ctypes.c_uint8(1))
+            rules.update(maps.pass_key(network, port), ctypes.c_uint8(1))
 
     def spawn(
         self,
@@ -174,22 +177,11 @@ class Session:
         at /etc/resolv.conf. It leads a new session, so a ^C reaches kpy, not it."""
         if self.cgroup is None:
             raise RuntimeError("Session.spawn before start")
-        procs = str(self.cgroup / "cgroup.procs").encode()
-        resolv = str(resolv_conf.resolve()).encode() if resolv_conf else None
         if resolv_conf is not None and not resolv_conf.is_file():
             raise EnvironmentProblem(f"{resolv_conf}: no such file (resolv.conf for the service)")
-
-        def join() -> None:  # runs in the child between fork and exec: no Python locks
-            fd = os.open(procs, os.O_WRONLY)
-            os.write(fd, b"0")
-            os.close(fd)
-            if resolv is not None:
-                cgroup.private_mount_namespace()
-                if cgroup.libc.mount(resolv, b"/etc/resolv.conf", None, cgroup.MS_BIND, None):
-                    os._exit(127)
-
+        argv = ["/bin/sh", "-c", args] if isinstance(args, str) else list(args)
         child = subprocess.Popen(
-            args, shell=isinstance(args, str), preexec_fn=join, start_new_session=True, **popen
+            entering_argv(self.cgroup, resolv_conf) + argv, start_new_session=True, **popen
         )
         self._children.append(child)
         return child
@@ -197,9 +189,9 @@ class Session:
     def original_destination(self, peer: tuple[str, int]) -> Address | None:
         """Where the connection whose client end is ``peer`` (as accept() gave it) was
         going, or None if it was not redirected. The entry is consumed."""
-        if self._obj is None:
+        if self._obj is None or self._origin is None:
             raise RuntimeError("Session.original_destination before start")
-        origin = self._obj.map("kpy_origin")
+        origin = self._origin
         key = maps.endpoint_key(peer[0], peer[1])
         found = maps.Endpoint()
         if not origin.lookup(key, found):
@@ -216,11 +208,12 @@ class Session:
             except (OSError, EnvironmentProblem) as e:
                 errors.append(e)
         for child in self._children:
-            child.wait()  # reap: the cgroup is empty, so this returns at once
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(5)  # reap: the cgroup is empty, so this returns at once
         self._children.clear()
         if self._obj is not None:
             self._obj.close()
-            self._obj = None
+            self._obj = self._origin = None
         if self._guard is not None:
             assert self._guard.stdin is not None
             self._guard.stdin.close()
@@ -229,6 +222,20 @@ class Session:
         self.cgroup = None
         if errors:
             raise EnvironmentProblem(f"tearing the session down: {errors[0]}")
+
+
+def entering_argv(group: Path, resolv_conf: Path | None) -> list[str]:
+    """A prefix that moves the process into ``group`` (and mounts ``resolv_conf``) and then
+    execs the rest of the argv in place, so the service is confined from its first
+    instruction. A shell, not preexec_fn: forking a threaded Python and running Python code
+    in the child can deadlock."""
+    procs = str(group / "cgroup.procs")
+    if resolv_conf is None:
+        script = 'echo 0 > "$0" && exec "$@"'
+        return ["/bin/sh", "-c", script, procs]
+    script = 'mount --bind "$1" /etc/resolv.conf && echo 0 > "$0" && shift && exec "$@"'
+    unshare = ["unshare", "--mount", "--propagation", "private"]
+    return [*unshare, "/bin/sh", "-c", script, procs, str(resolv_conf.resolve())]
 
 
 def _start_guard(path: Path) -> subprocess.Popen[bytes]:
@@ -244,4 +251,4 @@ def _start_guard(path: Path) -> subprocess.Popen[bytes]:
     )
 
 
-__all__ = ["Address", "BpfError", "Session", "check_privileges", "PROGRAMS"]
+__all__ = ["PROGRAMS", "Address", "BpfError", "Session", "check_privileges"]

@@ -36,7 +36,9 @@ class Relay:
         self.public = public
         self.targets = targets
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="kpy-relay", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="kpy-relay", daemon=True
+        )
         self._server: asyncio.Server | None = None
         self._open: set[asyncio.StreamWriter] = set()
 

@@ -6,7 +6,7 @@ import socket
 import sys
 
 for spec in sys.argv[1:]:
-    host, port, family = (spec.split(",") + ["4"])[:3]
+    host, port, family = [*spec.split(","), "4"][:3]
     sock = socket.socket(socket.AF_INET6 if family == "6" else socket.AF_INET)
     sock.settimeout(10)
     try:

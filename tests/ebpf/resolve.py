@@ -1,8 +1,8 @@
 """Run inside a session by the tests: resolve names the way services do, and print JSON.
 
-  gai NAME                  getaddrinfo() through glibc (a connected UDP socket)
-  raw NAME SERVER FAMILY    one query with sendto()/recvfrom() on an unconnected socket;
-                            prints the answer and the address recvfrom() said it came from
+gai NAME                  getaddrinfo() through glibc (a connected UDP socket)
+raw NAME SERVER FAMILY    one query with sendto()/recvfrom() on an unconnected socket;
+                          prints the answer and the address recvfrom() said it came from
 """
 
 import json

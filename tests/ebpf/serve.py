@@ -15,5 +15,8 @@ while True:
     conn, _ = sock.accept()
     with conn:
         conn.recv(100)
-        reply = {"listening": list(sock.getsockname()[:2]), "accepted": list(conn.getsockname()[:2])}
+        reply = {
+            "listening": list(sock.getsockname()[:2]),
+            "accepted": list(conn.getsockname()[:2]),
+        }
         conn.sendall(json.dumps(reply).encode())

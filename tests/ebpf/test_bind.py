@@ -46,7 +46,9 @@ def test_bind_moves_to_internal_port_and_relay_serves_public(host: str) -> None:
 def test_ports_not_in_the_map_bind_as_asked() -> None:
     port, other = free_port(), free_port()
     with Session(ports={other: free_port()}) as session:
-        child = session.spawn([sys.executable, SERVE, "127.0.0.1", str(port)], stdout=subprocess.PIPE)
+        child = session.spawn(
+            [sys.executable, SERVE, "127.0.0.1", str(port)], stdout=subprocess.PIPE
+        )
         assert child.stdout is not None
         child.stdout.readline()
         assert ask("127.0.0.1", port)["listening"] == ["127.0.0.1", port]

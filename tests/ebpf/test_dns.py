@@ -57,7 +57,9 @@ def test_native_ipv6_query_fails_rather_than_escape_without_dns6(resolv_conf: Pa
     assert dns.questions == []
 
 
-@pytest.mark.parametrize(("server", "family"), [("127.0.0.53", "4"), ("::1", "6"), ("::ffff:127.0.0.53", "6")])
+@pytest.mark.parametrize(
+    ("server", "family"), [("127.0.0.53", "4"), ("::1", "6"), ("::ffff:127.0.0.53", "6")]
+)
 def test_unconnected_query_answer_seems_to_come_from_the_resolver_asked(
     resolv_conf: Path, server: str, family: str
 ) -> None:
@@ -71,7 +73,9 @@ def test_unconnected_query_answer_seems_to_come_from_the_resolver_asked(
 def test_child_sees_its_own_resolv_conf_and_host_keeps_its_own(resolv_conf: Path) -> None:
     host_before = Path("/etc/resolv.conf").read_bytes()
     with Session() as session:
-        child = session.spawn(["cat", "/etc/resolv.conf"], resolv_conf=resolv_conf, stdout=subprocess.PIPE)
+        child = session.spawn(
+            ["cat", "/etc/resolv.conf"], resolv_conf=resolv_conf, stdout=subprocess.PIPE
+        )
         out, _ = child.communicate(timeout=10)
     assert out == resolv_conf.read_bytes()
     assert Path("/etc/resolv.conf").read_bytes() == host_before

@@ -55,7 +55,7 @@ def test_many_connections_each_keep_their_destination(listener: socket.socket) -
         child = session.spawn([sys.executable, DIAL, *(f"{h},{p}" for h, p in targets)])
         seen = [accept_one(listener, session) for _ in targets]
         assert child.wait(10) == 0
-    for (line, original), (host, port) in zip(seen, targets):
+    for (line, original), (host, port) in zip(seen, targets, strict=True):
         assert line == f"{host} {port}"
         assert original == Address(host, port)
 
@@ -69,7 +69,7 @@ def test_ipv6_sockets_go_to_an_ipv6_proxy_when_given() -> None:
         nowhere = free_port(socket.AF_INET6)
         with Session(Address("127.0.0.1", port), proxy6="::1") as session:
             child = session.spawn([sys.executable, DIAL, f"::1,{nowhere},6"])
-            line, original = accept_one(listener6, session)
+            _, original = accept_one(listener6, session)
             assert child.wait(10) == 0
     assert original == Address("::1", nowhere)
 
@@ -78,7 +78,10 @@ def test_process_outside_the_session_is_not_redirected(listener: socket.socket) 
     nowhere = free_port()
     with Session(Address(*listener.getsockname())):
         # this test process and a child it starts itself are outside the cgroup
-        with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", nowhere)):
+        with (
+            pytest.raises(ConnectionRefusedError),
+            socket.create_connection(("127.0.0.1", nowhere)),
+        ):
             pass
         outside = subprocess.run([sys.executable, DIAL, f"127.0.0.1,{nowhere}"], timeout=10)
     assert outside.returncode == 3  # refused: it went where it asked, not to the proxy
@@ -91,7 +94,7 @@ def test_passthrough_destinations_are_left_alone(listener: socket.socket) -> Non
         exact = session.spawn([sys.executable, DIAL, f"127.0.0.77,{nowhere}"])
         by_net = session.spawn([sys.executable, DIAL, f"127.0.1.5,{elsewhere}"])
         other_port = session.spawn([sys.executable, DIAL, f"127.0.0.77,{elsewhere}"])
-        line, original = accept_one(listener, session)
+        _, original = accept_one(listener, session)
         assert exact.wait(10) == 3 and by_net.wait(10) == 3
         assert other_port.wait(10) == 0
     assert original == Address("127.0.0.77", elsewhere)
