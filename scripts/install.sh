@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "install.sh: run as root (kpy attaches eBPF programs)" >&2; exit 4; }
 
 packages=(python3 python3-venv python3-pip make clang llvm libbpf-dev libbpf1 gcc libc6-dev
-          iproute2 util-linux procps)
+          iproute2 util-linux procps ca-certificates)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -24,6 +24,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# pip trusts the system's CA store, where a proxy's or a company's CA is installed
+[ -f /etc/ssl/certs/ca-certificates.crt ] && export PIP_CERT=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
