@@ -36,9 +36,26 @@ def kpy_programs() -> list[str]:
     ]
 
 
+def attached(group: Path) -> list[int]:
+    """Ids of the programs attached to one cgroup."""
+    out = subprocess.run(["bpftool", "-j", "cgroup", "show", str(group)], capture_output=True)
+    return [p["id"] for p in json.loads(out.stdout or b"[]")] if out.returncode == 0 else []
+
+
+def loaded(ids: list[int]) -> list[int]:
+    """Which of these program ids are still loaded in the kernel."""
+    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, check=True)
+    return [p["id"] for p in json.loads(out.stdout) if p["id"] in ids]
+
+
 def kpy_cgroups() -> list[Path]:
     root = cgroup.parent_dir(cgroup.cgroup2_mounts(Path("/proc/self/mounts").read_text())[0])
     return sorted(root.glob(cgroup.PREFIX + "*"))
+
+
+def leftover_cgroups() -> list[Path]:
+    """kpy cgroups whose kpy process is gone: what a clean exit must never leave."""
+    return [p for p in kpy_cgroups() if not cgroup.alive(cgroup.owner(p) or 0)]
 
 
 def wait_until(predicate, timeout: float = 5.0, what: str = "condition"):  # type: ignore[no-untyped-def]

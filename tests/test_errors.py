@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.conftest import KPY, child_env, kpy_cgroups
+from tests.conftest import KPY, child_env, leftover_cgroups
 from tests.ebpf.test_cgroup import UNMOUNT_CGROUP2
 
 # Imports happen while still root: the interpreter may live where nobody cannot read
@@ -83,7 +83,7 @@ def test_environment_problem_is_one_line_and_exit_4(case: str) -> None:
     assert done.returncode == 4, done.stderr
     assert done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith("kpy: ") and message in done.stderr, done.stderr
-    assert kpy_cgroups() == []
+    assert leftover_cgroups() == []
 
 
 def test_doctor_says_what_is_missing() -> None:
