@@ -144,8 +144,8 @@ static __always_inline __u16 redirect_port(struct bpf_sock_addr *ctx, struct kpy
 	return to;
 }
 
-SEC("cgroup/connect4")
-int kpy_connect4(struct bpf_sock_addr *ctx)
+/* Send an IPv4 socket's connect() or sendto() to kpy, remembering where it was going. */
+static __always_inline int redirect4(struct bpf_sock_addr *ctx, __u16 kind)
 {
 	struct kpy_config *cfg = config();
 	__u32 ip6[4], to_ip6[4];
@@ -158,15 +158,17 @@ int kpy_connect4(struct bpf_sock_addr *ctx)
 	to = redirect_port(ctx, cfg, ip6, port, to_ip6);
 	if (!to)
 		return 1;
-	remember(ctx, ip6, port, KPY_SOCK_CONNECT);
+	remember(ctx, ip6, port, kind);
 	ctx->user_ip4 = to_ip6[3];
 	ctx->user_port = bpf_htons(to);
 	return 1;
 }
 
-/* IPv4-mapped destinations on IPv6 sockets come here only, never to connect4. */
-SEC("cgroup/connect6")
-int kpy_connect6(struct bpf_sock_addr *ctx)
+/* The same for IPv6 sockets; IPv4-mapped destinations on them come here only, never to
+ * the 4 hooks. sendmsg6 cannot send a native IPv6 destination to a mapped address (the
+ * kernel says ENOTSUPP), and the query must not reach a real IPv6 resolver: it fails with
+ * EPERM, so the resolver tries its next server. */
+static __always_inline int redirect6(struct bpf_sock_addr *ctx, __u16 kind)
 {
 	struct kpy_config *cfg = config();
 	__u32 ip6[4], to_ip6[4];
@@ -182,13 +184,27 @@ int kpy_connect6(struct bpf_sock_addr *ctx)
 	to = redirect_port(ctx, cfg, ip6, port, to_ip6);
 	if (!to)
 		return 1;
-	remember(ctx, ip6, port, KPY_SOCK_CONNECT);
+	if (kind == KPY_SOCK_DNS && !is_mapped(ip6) && is_mapped(to_ip6))
+		return 0;
+	remember(ctx, ip6, port, kind);
 	ctx->user_ip6[0] = to_ip6[0];
 	ctx->user_ip6[1] = to_ip6[1];
 	ctx->user_ip6[2] = to_ip6[2];
 	ctx->user_ip6[3] = to_ip6[3];
 	ctx->user_port = bpf_htons(to);
 	return 1;
+}
+
+SEC("cgroup/connect4")
+int kpy_connect4(struct bpf_sock_addr *ctx)
+{
+	return redirect4(ctx, KPY_SOCK_CONNECT);
+}
+
+SEC("cgroup/connect6")
+int kpy_connect6(struct bpf_sock_addr *ctx)
+{
+	return redirect6(ctx, KPY_SOCK_CONNECT);
 }
 
 /* Once the kernel has picked the local port, key the original destination by it. */
@@ -233,11 +249,9 @@ static __always_inline struct kpy_sock *sock_of(struct bpf_sock_addr *ctx, __u16
 	return s && s->kind == kind ? s : NULL;
 }
 
-SEC("cgroup/getpeername4")
-int kpy_getpeername4(struct bpf_sock_addr *ctx)
+/* Show the address the socket remembers as its peer (getpeername, recvmsg). */
+static __always_inline int show_peer4(struct bpf_sock_addr *ctx, struct kpy_sock *s)
 {
-	struct kpy_sock *s = sock_of(ctx, KPY_SOCK_CONNECT);
-
 	if (s) {
 		ctx->user_ip4 = s->ip6[3];
 		ctx->user_port = bpf_htons(s->port);
@@ -245,11 +259,8 @@ int kpy_getpeername4(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
-SEC("cgroup/getpeername6")
-int kpy_getpeername6(struct bpf_sock_addr *ctx)
+static __always_inline int show_peer6(struct bpf_sock_addr *ctx, struct kpy_sock *s)
 {
-	struct kpy_sock *s = sock_of(ctx, KPY_SOCK_CONNECT);
-
 	if (s) {
 		ctx->user_ip6[0] = s->ip6[0];
 		ctx->user_ip6[1] = s->ip6[1];
@@ -260,105 +271,80 @@ int kpy_getpeername6(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
-static __always_inline void move_bind(struct bpf_sock_addr *ctx)
+SEC("cgroup/getpeername4")
+int kpy_getpeername4(struct bpf_sock_addr *ctx)
+{
+	return show_peer4(ctx, sock_of(ctx, KPY_SOCK_CONNECT));
+}
+
+SEC("cgroup/getpeername6")
+int kpy_getpeername6(struct bpf_sock_addr *ctx)
+{
+	return show_peer6(ctx, sock_of(ctx, KPY_SOCK_CONNECT));
+}
+
+/* bind() of a public port in kpy_ports binds the internal port instead. */
+static __always_inline int move_bind(struct bpf_sock_addr *ctx)
 {
 	__u16 port = bpf_ntohs((__u16)ctx->user_port);
 	__u16 *internal;
 	__u32 none[4] = {};
 
 	if (!port)
-		return;
+		return 1;
 	internal = bpf_map_lookup_elem(&kpy_ports, &port);
 	if (!internal)
-		return;
+		return 1;
 	remember(ctx, none, port, KPY_SOCK_BIND);
 	ctx->user_port = bpf_htons(*internal);
+	return 1;
+}
+
+/* getsockname() of a moved socket, or of one accepted from it, shows the public port. */
+static __always_inline int show_public_port(struct bpf_sock_addr *ctx)
+{
+	struct kpy_sock *s = sock_of(ctx, KPY_SOCK_BIND);
+
+	if (s)
+		ctx->user_port = bpf_htons(s->port);
+	return 1;
 }
 
 SEC("cgroup/bind4")
 int kpy_bind4(struct bpf_sock_addr *ctx)
 {
-	move_bind(ctx);
-	return 1;
+	return move_bind(ctx);
 }
 
 SEC("cgroup/bind6")
 int kpy_bind6(struct bpf_sock_addr *ctx)
 {
-	move_bind(ctx);
-	return 1;
+	return move_bind(ctx);
 }
 
 SEC("cgroup/getsockname4")
 int kpy_getsockname4(struct bpf_sock_addr *ctx)
 {
-	struct kpy_sock *s = sock_of(ctx, KPY_SOCK_BIND);
-
-	if (s)
-		ctx->user_port = bpf_htons(s->port);
-	return 1;
+	return show_public_port(ctx);
 }
 
 SEC("cgroup/getsockname6")
 int kpy_getsockname6(struct bpf_sock_addr *ctx)
 {
-	struct kpy_sock *s = sock_of(ctx, KPY_SOCK_BIND);
-
-	if (s)
-		ctx->user_port = bpf_htons(s->port);
-	return 1;
+	return show_public_port(ctx);
 }
 
 /* Unconnected UDP (sendto): DNS only. The resolver asked is kept for recvmsg. */
 SEC("cgroup/sendmsg4")
 int kpy_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	struct kpy_config *cfg = config();
-	__u32 ip6[4], to_ip6[4];
-	__u16 port = bpf_ntohs((__u16)ctx->user_port);
-	__u16 to;
-
-	if (!cfg)
-		return 1;
-	map_ip4(ip6, ctx->user_ip4);
-	to = redirect_port(ctx, cfg, ip6, port, to_ip6);
-	if (!to)
-		return 1;
-	remember(ctx, ip6, port, KPY_SOCK_DNS);
-	ctx->user_ip4 = to_ip6[3];
-	ctx->user_port = bpf_htons(to);
-	return 1;
+	return redirect4(ctx, KPY_SOCK_DNS);
 }
 
 SEC("cgroup/sendmsg6")
 int kpy_sendmsg6(struct bpf_sock_addr *ctx)
 {
-	struct kpy_config *cfg = config();
-	__u32 ip6[4], to_ip6[4];
-	__u16 port = bpf_ntohs((__u16)ctx->user_port);
-	__u16 to;
-
-	if (!cfg)
-		return 1;
-	ip6[0] = ctx->user_ip6[0];
-	ip6[1] = ctx->user_ip6[1];
-	ip6[2] = ctx->user_ip6[2];
-	ip6[3] = ctx->user_ip6[3];
-	to = redirect_port(ctx, cfg, ip6, port, to_ip6);
-	if (!to)
-		return 1;
-	if (!is_mapped(ip6) && is_mapped(to_ip6)) {
-		/* the kernel refuses a mapped address here (ENOTSUPP) and the query must not
-		 * reach a real IPv6 resolver: fail it, so the resolver tries its next server */
-		return 0;
-	}
-	remember(ctx, ip6, port, KPY_SOCK_DNS);
-	ctx->user_ip6[0] = to_ip6[0];
-	ctx->user_ip6[1] = to_ip6[1];
-	ctx->user_ip6[2] = to_ip6[2];
-	ctx->user_ip6[3] = to_ip6[3];
-	ctx->user_port = bpf_htons(to);
-	return 1;
+	return redirect6(ctx, KPY_SOCK_DNS);
 }
 
 /* A datagram from kpy's DNS port is shown as coming from the resolver the service asked:
@@ -376,24 +362,17 @@ SEC("cgroup/recvmsg4")
 int kpy_recvmsg4(struct bpf_sock_addr *ctx)
 {
 	struct kpy_config *cfg = config();
-	struct kpy_sock *s;
 
 	if (!cfg || !cfg->dns_port || bpf_ntohs((__u16)ctx->user_port) != cfg->dns_port ||
 	    ctx->user_ip4 != cfg->dns_ip4)
 		return 1;
-	s = dns_sock(ctx);
-	if (s) {
-		ctx->user_ip4 = s->ip6[3];
-		ctx->user_port = bpf_htons(s->port);
-	}
-	return 1;
+	return show_peer4(ctx, dns_sock(ctx));
 }
 
 SEC("cgroup/recvmsg6")
 int kpy_recvmsg6(struct bpf_sock_addr *ctx)
 {
 	struct kpy_config *cfg = config();
-	struct kpy_sock *s;
 	__u32 from[4], dns4[4];
 
 	if (!cfg || !cfg->dns_port || bpf_ntohs((__u16)ctx->user_port) != cfg->dns_port)
@@ -405,13 +384,5 @@ int kpy_recvmsg6(struct bpf_sock_addr *ctx)
 	map_ip4(dns4, cfg->dns_ip4);
 	if (!same_ip6(from, cfg->dns_ip6) && !same_ip6(from, dns4))
 		return 1;
-	s = dns_sock(ctx);
-	if (s) {
-		ctx->user_ip6[0] = s->ip6[0];
-		ctx->user_ip6[1] = s->ip6[1];
-		ctx->user_ip6[2] = s->ip6[2];
-		ctx->user_ip6[3] = s->ip6[3];
-		ctx->user_port = bpf_htons(s->port);
-	}
-	return 1;
+	return show_peer6(ctx, dns_sock(ctx));
 }

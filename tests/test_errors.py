@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from kpy_ci.ebpf.session import in_private_mounts
 from tests.conftest import KPY, child_env, leftover_cgroups
 from tests.ebpf.test_cgroup import UNMOUNT_CGROUP2
 
@@ -50,27 +51,13 @@ CASES = {
         "BPF is unavailable",
     ),
     "libbpf missing": (
-        [
-            "unshare",
-            "-m",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            f"mount --bind /dev/null {libbpf_path()} && exec {KPY_RUN}",
-        ],
+        in_private_mounts(f"mount --bind /dev/null {libbpf_path()} && exec {KPY_RUN}"),
         "libbpf not found",
     ),
     "cgroup2 not mountable": (
-        [
-            "unshare",
-            "-m",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            f"{UNMOUNT_CGROUP2} && exec {' '.join(drop_caps('sys_admin'))} {KPY_RUN}",
-        ],
+        in_private_mounts(
+            f"{UNMOUNT_CGROUP2} && exec {' '.join(drop_caps('sys_admin'))} {KPY_RUN}"
+        ),
         "cgroup v2 is not mounted and cannot be mounted",
     ),
 }

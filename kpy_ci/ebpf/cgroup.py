@@ -45,6 +45,13 @@ def own_cgroup(proc_cgroup: str) -> str:
     return "/"
 
 
+def root_is_visible_mount(mountinfo: str) -> bool:
+    """Whether a /proc/self/mountinfo text lists a mount on '/'. In a chroot whose root is
+    a plain directory it does not, and '/' cannot be made private (EINVAL): what is mounted
+    there then propagates as the enclosing mount says (private under fresh-machine)."""
+    return any(len(f) > 4 and f[4] == "/" for f in map(str.split, mountinfo.splitlines()))
+
+
 def private_mount_namespace() -> None:
     """Give this process a mount namespace of its own, so what it mounts is seen by it and
     its children only, and vanishes with them."""
@@ -53,7 +60,8 @@ def private_mount_namespace() -> None:
         raise OSError(err, f"unshare(CLONE_NEWNS): {os.strerror(err)}")
     if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
         err = ctypes.get_errno()
-        raise OSError(err, f"making / private: {os.strerror(err)}")
+        if err != errno.EINVAL or root_is_visible_mount(Path("/proc/self/mountinfo").read_text()):
+            raise OSError(err, f"making / private: {os.strerror(err)}")
 
 
 def hierarchy() -> Path:

@@ -234,8 +234,21 @@ def entering_argv(group: Path, resolv_conf: Path | None) -> list[str]:
         script = 'echo 0 > "$0" && exec "$@"'
         return ["/bin/sh", "-c", script, procs]
     script = 'mount --bind "$1" /etc/resolv.conf && echo 0 > "$0" && shift && exec "$@"'
-    unshare = ["unshare", "--mount", "--propagation", "private"]
-    return [*unshare, "/bin/sh", "-c", script, procs, str(resolv_conf.resolve())]
+    return [*in_private_mounts(script), procs, str(resolv_conf.resolve())]
+
+
+# Shell: make '/' private, unless it is no mount at all (a chroot): see
+# cgroup.root_is_visible_mount. unshare's own --propagation private fails in a chroot.
+MAKE_ROOT_PRIVATE = (
+    "{ mount --make-rprivate / 2>/dev/null || "
+    "! awk '$5 == \"/\" {f=1} END {exit !f}' /proc/self/mountinfo; }"
+)
+
+
+def in_private_mounts(script: str) -> list[str]:
+    """argv running a shell ``script`` in a new mount namespace whose mounts stay in it."""
+    unshare = ["unshare", "--mount", "--propagation", "unchanged"]
+    return [*unshare, "/bin/sh", "-c", f"{MAKE_ROOT_PRIVATE} && {script}"]
 
 
 def _start_guard(path: Path) -> subprocess.Popen[bytes]:

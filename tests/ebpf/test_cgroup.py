@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from kpy_ci.ebpf import cgroup
+from kpy_ci.ebpf.session import in_private_mounts
 from tests.conftest import KPY, child_env
 
 MOUNTS = """\
@@ -28,6 +29,14 @@ def test_own_cgroup() -> None:
     assert cgroup.own_cgroup("12:pids:/a\n") == "/"
 
 
+def test_root_is_visible_mount() -> None:
+    proc = "23 22 0:5 / /proc rw - proc proc rw\n"
+    host = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n" + proc
+    chroot = proc
+    assert cgroup.root_is_visible_mount(host)
+    assert not cgroup.root_is_visible_mount(chroot)
+
+
 def test_owner() -> None:
     assert cgroup.owner(Path("/c/kpy-123")) == 123
     assert cgroup.owner(Path("/c/kpy-123-2")) == 123
@@ -44,7 +53,7 @@ UNMOUNT_CGROUP2 = (
 def test_kpy_mounts_cgroup2_privately_when_the_host_has_none() -> None:
     script = f"{UNMOUNT_CGROUP2} && exec {' '.join(KPY)} doctor"
     done = subprocess.run(
-        ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+        in_private_mounts(script),
         env=child_env(),
         capture_output=True,
         text=True,
