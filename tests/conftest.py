@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from kpy_ci.ebpf import cgroup
+from tests.servers import Postgres, Redis, postgres_server, redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
 KPY = [sys.executable, "-m", "kpy_ci"]
@@ -92,6 +93,20 @@ def listener() -> Iterator[socket.socket]:
         s.listen(16)
         s.settimeout(10)
         yield s
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A real PostgreSQL server on a loopback port, for the whole run."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
+    """A real Redis server on a loopback port, with a password (AUTH)."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server
 
 
 def child_env() -> dict[str, str]:

@@ -1,0 +1,95 @@
+"""The one shape every protocol has: sniff, record, encode. No I/O here or in any protocol
+module: they take bytes and return exchanges (sans-I/O, as h11 does).
+
+A protocol module exposes ``PROTOCOL = Protocol(...)``; ``protocols/__init__.py`` lists
+them in the order they are sniffed. Adding one is one module plus one registry line.
+
+Data shapes kept in exchanges are YAML-ready: dict, list, str, int, float, bool, None. Bytes
+that are not UTF-8 text are ``{"base64": "..."}`` (see ``text_or_base64``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from typing import Protocol as TypingProtocol
+
+Doc = dict[str, Any]
+"""A decoded message or exchange side: plain YAML-ready data."""
+
+
+class ProtocolError(Exception):
+    """The bytes are not this protocol (or are corrupt): the proxy falls back to relaying
+    the connection as generic TCP from there on, and says so."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request and the reply it got, on one connection, decoded for people.
+
+    ``response`` re-encodes, through the protocol's ``encode_response``, to exactly the bytes
+    the server sent (``raw_response``). ``raw_response`` is kept in memory only, to check
+    that at record time; it is never written to disk. ``started``/``ended`` are
+    ``time.monotonic_ns()`` values the proxy passed with the first request byte and the last
+    response byte; they attribute mocks to the test that was running.
+    """
+
+    protocol: str
+    request: Doc
+    response: Doc
+    started: int
+    ended: int
+    reusable: bool = False  # connection set-up, idempotent reads: served without limit
+    raw_response: bytes = field(default=b"", repr=False, compare=False)
+
+
+class Recorder(TypingProtocol):
+    """Fed both directions of one connection, in the order they arrived, in chunks of any
+    size; gives back the exchanges that are complete. ``at`` is ``time.monotonic_ns()``."""
+
+    def client_data(self, data: bytes, at: int) -> list[Exchange]: ...
+
+    def server_data(self, data: bytes, at: int) -> list[Exchange]: ...
+
+    def close(self, at: int) -> list[Exchange]:
+        """The connection ended: the exchanges still complete enough to keep."""
+        ...
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A protocol plug-in."""
+
+    name: str
+    sniff: Callable[[bytes], bool]
+    """Whether a connection whose client sent these first bytes speaks this protocol. It
+    may be given as little as one byte; answer from what is there."""
+    recorder: Callable[[], Recorder]
+    encode_response: Callable[[Doc], bytes]
+    """The bytes the server sent, from an exchange's ``response``."""
+
+
+def text_or_base64(data: bytes) -> str | Doc:
+    """Bytes as a str when they are UTF-8 text, else ``{"base64": ...}``: readable in a
+    diff, and lossless either way (``from_text_or_base64`` gives the same bytes back)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(data).decode("ascii")}
+    return text
+
+
+def from_text_or_base64(value: str | Mapping[str, Any]) -> bytes:
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    try:
+        return base64.b64decode(value["base64"], validate=True)
+    except (KeyError, TypeError, binascii.Error) as e:
+        raise ValueError(f"expected a string or {{base64: ...}}, got {value!r}") from e
+
+
+REDACTED = "[redacted by kpy]"
+"""What stands where a secret was. Replay never needs the secret itself."""

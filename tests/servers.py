@@ -1,0 +1,190 @@
+"""Real PostgreSQL and Redis servers for the tests, started on loopback ports of their own
+(the machine's packages: postgresql, redis-server; scripts/install.sh installs them).
+
+PostgreSQL runs as the ``postgres`` system user (initdb refuses root) with three roles, one
+per authentication method kpy must pass through: ``kpy`` (scram-sha-256), ``kpy_md5``
+(md5) and ``kpy_trust`` (trust). Redis runs with a password (``AUTH``) when asked.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+PG_PASSWORD = "pg-secret-K3y-for-tests"
+REDIS_PASSWORD = "redis-secret-K3y-for-tests"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+@dataclass(frozen=True)
+class Postgres:
+    port: int
+    host: str = "127.0.0.1"
+    database: str = "kpy"
+
+    def dsn(self, user: str = "kpy", password: str | None = PG_PASSWORD) -> str:
+        secret = f":{password}" if password else ""
+        return f"postgresql://{user}{secret}@{self.host}:{self.port}/{self.database}"
+
+    def env(self, user: str = "kpy", password: str | None = PG_PASSWORD) -> dict[str, str]:
+        """libpq's variables, for psql and pgbench."""
+        env = {"PGHOST": self.host, "PGPORT": str(self.port), "PGDATABASE": self.database}
+        env["PGUSER"] = user
+        if password:
+            env["PGPASSWORD"] = password
+        return env
+
+
+def pg_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if not found:
+        raise FileNotFoundError(f"{name}: PostgreSQL server is not installed (apt: postgresql)")
+    return found[-1]
+
+
+def _as_postgres(*argv: str) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *argv]
+
+
+@contextmanager
+def postgres_server() -> Iterator[Postgres]:
+    """initdb, configure the three auth methods, start; stop and remove on exit. Its files
+    live in a directory of its own that the postgres user can reach."""
+    workdir = Path(tempfile.mkdtemp(prefix="kpy-test-pg-"))
+    data = workdir / "pgdata"
+    shutil.chown(workdir, "postgres")
+    port = free_port()
+    subprocess.run(
+        _as_postgres(pg_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"),
+        check=True,
+        capture_output=True,
+    )
+    (data / "pg_hba.conf").write_text(
+        "local all all trust\n"
+        "host all postgres 127.0.0.1/32 trust\n"
+        "host all kpy_trust 127.0.0.1/32 trust\n"
+        "host all kpy_md5 127.0.0.1/32 md5\n"
+        "host all all 127.0.0.1/32 scram-sha-256\n"
+    )
+    options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={workdir}"
+    subprocess.run(
+        _as_postgres(
+            pg_bin("pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(workdir / "pg.log"),
+            "-w",
+            "start",
+        ),
+        check=True,
+        capture_output=True,
+    )
+    try:
+        sql = (
+            f"SET password_encryption = 'scram-sha-256';"
+            f"CREATE ROLE kpy LOGIN SUPERUSER PASSWORD '{PG_PASSWORD}';"
+            f"SET password_encryption = 'md5';"
+            f"CREATE ROLE kpy_md5 LOGIN SUPERUSER PASSWORD '{PG_PASSWORD}';"
+            "CREATE ROLE kpy_trust LOGIN SUPERUSER;"
+            "CREATE DATABASE kpy OWNER kpy;"
+        )
+        for statement in sql.split(";"):
+            if statement:
+                subprocess.run(
+                    [
+                        pg_bin("psql"),
+                        "-h",
+                        str(workdir),
+                        "-p",
+                        str(port),
+                        "-U",
+                        "postgres",
+                        "-d",
+                        "postgres",
+                        "-v",
+                        "ON_ERROR_STOP=1",
+                        "-qc",
+                        statement,
+                    ],
+                    check=True,
+                    capture_output=True,
+                )
+        yield Postgres(port)
+    finally:
+        subprocess.run(
+            _as_postgres(pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"),
+            capture_output=True,
+        )
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Redis:
+    port: int
+    password: str | None
+    host: str = "127.0.0.1"
+
+    def url(self) -> str:
+        secret = f":{self.password}@" if self.password else ""
+        return f"redis://{secret}{self.host}:{self.port}/0"
+
+
+@contextmanager
+def redis_server(workdir: Path, password: str | None = REDIS_PASSWORD) -> Iterator[Redis]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    argv = [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(workdir),
+        "--daemonize",
+        "no",
+    ]
+    if password:
+        argv += ["--requirepass", password]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=os.setpgrp
+    )
+    try:
+        wait_for_port(port)
+        yield Redis(port, password)
+    finally:
+        proc.kill()
+        proc.wait(10)
