@@ -16,14 +16,10 @@ from types import FrameType
 import click
 
 from kpy_ci import __version__
-from kpy_ci.commands import doctor_cmd, run_cmd
-from kpy_ci.errors import KpyError
+from kpy_ci.commands import doctor_cmd, record_cmd, run_cmd
+from kpy_ci.errors import KpyError, Terminated
 
 EXIT_BUG, EXIT_INTERRUPTED, EXIT_TERMINATED = 70, 130, 143
-
-
-class Terminated(BaseException):
-    """SIGTERM, raised like ^C so every ``finally`` and context manager runs."""
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -38,6 +34,7 @@ def cli() -> None:
 
 cli.add_command(doctor_cmd.doctor)
 cli.add_command(run_cmd.run)
+cli.add_command(record_cmd.record)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,3 +21,7 @@ class UsageError(KpyError):
 
 class EnvironmentProblem(KpyError):
     exit_code = 4
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised like ^C so every ``finally`` and context manager runs."""

@@ -18,7 +18,7 @@ from kpy_ci.proxy.relay import Relay
 STOP_GRACE_SECONDS = 10.0
 
 
-def _address(value: str | None, option: str, version: int = 4) -> Address | None:
+def address_option(value: str | None, option: str, version: int | None = 4) -> Address | None:
     """HOST:PORT with an IPv4 host (IPv6 sockets reach it mapped, or use --proxy6/--dns6)."""
     if value is None:
         return None
@@ -26,7 +26,7 @@ def _address(value: str | None, option: str, version: int = 4) -> Address | None
         address = Address.parse(value)
     except ValueError as e:
         raise UsageError(f"{option}: {e}") from None
-    if ipaddress.ip_address(address.host).version != version:
+    if version is not None and ipaddress.ip_address(address.host).version != version:
         raise UsageError(f"{option} {value!r}: expected an IPv{version} address")
     return address
 
@@ -54,7 +54,7 @@ def _port_moves(values: tuple[str, ...]) -> dict[int, int]:
     return moves
 
 
-def _passthrough(values: tuple[str, ...]) -> list[tuple[str, int]]:
+def passthrough_rules(values: tuple[str, ...]) -> list[tuple[str, int]]:
     """ADDRESS, ADDRESS/BITS (any port), IPV4:PORT or [IPV6]:PORT."""
     rules = []
     for value in values:
@@ -105,10 +105,10 @@ def run(
 
     Exits with the command's exit code (128+N if a signal N killed it)."""
     session = Session(
-        _address(proxy, "--proxy"),
-        dns=_address(dns, "--dns"),
+        address_option(proxy, "--proxy"),
+        dns=address_option(dns, "--dns"),
         ports=_port_moves(move_port),
-        passthrough=_passthrough(passthrough),
+        passthrough=passthrough_rules(passthrough),
         proxy6=_ip6(proxy6, "--proxy6"),
         dns6=_ip6(dns6, "--dns6"),
     )

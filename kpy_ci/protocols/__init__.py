@@ -1,2 +1,2 @@
-"""Protocol plug-ins, sniffed in this order; ``generic`` takes whatever none claims.
-See base.py for the shape each one has."""
+"""One module per protocol, each with the shape of base.py; registry.py lists them.
+Nothing here does I/O."""

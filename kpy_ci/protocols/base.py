@@ -70,6 +70,9 @@ class Protocol:
     recorder: Callable[[], Recorder]
     encode_response: Callable[[Doc], bytes]
     """The bytes the server sent, from an exchange's ``response``."""
+    answer_locally: Callable[[bytes], tuple[int, bytes] | None] | None = None
+    """For an opening request kpy answers itself instead of the server (PostgreSQL's
+    SSLRequest: 'N', so the session goes on in plain text): (bytes used, answer)."""
 
 
 def text_or_base64(data: bytes) -> str | Doc:

@@ -1,0 +1,62 @@
+"""Any TCP protocol kpy does not know: ordered client/server chunks.
+
+An exchange is what the client sent, up to the server's first answer, and everything the
+server sent back before the client spoke again. Server-first protocols (a greeting before
+the client says anything) give a first exchange with an empty request.
+"""
+
+from __future__ import annotations
+
+from kpy_ci.protocols.base import Doc, Exchange, Protocol, from_text_or_base64, text_or_base64
+
+NAME = "generic"
+
+
+def sniff(first: bytes) -> bool:
+    return True
+
+
+class GenericRecorder:
+    def __init__(self) -> None:
+        self._request = bytearray()
+        self._response = bytearray()
+        self._started = 0
+        self._ended = 0
+
+    def client_data(self, data: bytes, at: int) -> list[Exchange]:
+        done = self._flush() if self._response else []
+        if not self._request:
+            self._started = at
+        self._request += data
+        return done
+
+    def server_data(self, data: bytes, at: int) -> list[Exchange]:
+        if not self._request and not self._response:
+            self._started = at
+        self._response += data
+        self._ended = at
+        return []
+
+    def close(self, at: int) -> list[Exchange]:
+        return self._flush() if self._request or self._response else []
+
+    def _flush(self) -> list[Exchange]:
+        raw = bytes(self._response)
+        exchange = Exchange(
+            NAME,
+            request={"data": text_or_base64(bytes(self._request))},
+            response={"data": text_or_base64(raw)},
+            started=self._started,
+            ended=self._ended,
+            raw_response=raw,
+        )
+        self._request.clear()
+        self._response.clear()
+        return [exchange]
+
+
+def encode_response(response: Doc) -> bytes:
+    return from_text_or_base64(response["data"])
+
+
+PROTOCOL = Protocol(NAME, sniff, GenericRecorder, encode_response)

@@ -1,0 +1,102 @@
+"""kpy's DNS port: where eBPF sends the service's DNS queries. Each query is forwarded to
+the upstream resolver, its answer relayed back and recorded. It listens on 127.0.0.1 and
+::1 on one port, as the session's dns/dns6 settings expect."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from kpy_ci.ebpf.maps import Address
+from kpy_ci.errors import EnvironmentProblem
+from kpy_ci.protocols import dns
+from kpy_ci.protocols.base import Exchange, ProtocolError
+from kpy_ci.proxy.server import ProxyLoop
+from kpy_ci.recording import Recording
+
+UPSTREAM_SECONDS = 5.0
+
+
+class _Upstream(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if not self.answer.done():
+            self.answer.set_result(data)
+
+
+class _Listener(asyncio.DatagramProtocol):
+    def __init__(self, proxy: DnsProxy) -> None:
+        self.proxy = proxy
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        assert self.transport is not None
+        task = asyncio.ensure_future(self.proxy.answer(data, addr, self.transport))
+        self.proxy.pending.add(task)  # a task nobody holds may be collected mid-flight
+        task.add_done_callback(self.proxy.pending.discard)
+
+
+class DnsProxy:
+    def __init__(self, loop: ProxyLoop, recording: Recording, upstream: Address) -> None:
+        self.loop = loop
+        self.recording = recording
+        self.upstream = upstream
+        self.pending: set[asyncio.Future[None]] = set()
+
+    def start(self) -> int:
+        """Listen on 127.0.0.1 and ::1 on one free port; the port."""
+
+        async def bind() -> int:
+            loop = asyncio.get_running_loop()
+            for _ in range(50):
+                v4, _ = await loop.create_datagram_endpoint(
+                    lambda: _Listener(self), local_addr=("127.0.0.1", 0)
+                )
+                port = v4.get_extra_info("sockname")[1]
+                try:
+                    await loop.create_datagram_endpoint(
+                        lambda: _Listener(self), local_addr=("::1", port)
+                    )
+                except OSError:
+                    v4.close()
+                    continue
+                return int(port)
+            raise EnvironmentProblem("no UDP port free on both 127.0.0.1 and ::1 for DNS")
+
+        return self.loop.call(bind())
+
+    async def answer(self, query: bytes, client: Any, transport: asyncio.DatagramTransport) -> None:
+        started = time.monotonic_ns()
+        loop = asyncio.get_running_loop()
+        sock, upstream = await loop.create_datagram_endpoint(
+            _Upstream, remote_addr=(self.upstream.host, self.upstream.port)
+        )
+        try:
+            sock.sendto(query)
+            answer = await asyncio.wait_for(upstream.answer, UPSTREAM_SECONDS)
+        except (asyncio.TimeoutError, OSError) as e:
+            self.recording.warn(f"DNS upstream {self.upstream} did not answer: {e!r}")
+            return
+        finally:
+            sock.close()
+        transport.sendto(answer, client)
+        try:
+            exchange = Exchange(
+                dns.NAME,
+                request=dns.decode_query(query),
+                response=dns.decode_answer(answer),
+                started=started,
+                ended=time.monotonic_ns(),
+                reusable=True,  # names resolve again and again
+            )
+        except ProtocolError as e:
+            self.recording.warn(f"a DNS message kpy could not read: {e}")
+            return
+        self.recording.add(exchange, self.upstream)

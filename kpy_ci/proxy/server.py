@@ -1,0 +1,202 @@
+"""kpy's proxy: one asyncio loop in a thread of its own, hosting the egress listener (where
+eBPF sends the service's connections), the ingress listener (on the service's public port)
+and the DNS listener. Only proxy/ owns sockets and the event loop.
+
+Each TCP connection is spliced to its real destination; every chunk is also handed to the
+recording's Tap, which queues it for the recorder thread: the loop never decodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from kpy_ci.ebpf.maps import Address
+from kpy_ci.errors import EnvironmentProblem
+from kpy_ci.protocols import http
+from kpy_ci.protocols.registry import sniff
+from kpy_ci.protocols.base import Protocol
+from kpy_ci.recording import Recording, Tap
+
+CHUNK = 256 * 1024
+FIRST_BYTES_SECONDS = 0.5  # a client silent this long waits for a server-first protocol
+T = TypeVar("T")
+Lookup = Callable[[tuple[str, int]], Address | None]
+
+
+class ProxyLoop:
+    """An event loop in a daemon thread; ``call`` runs a coroutine there and waits."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="kpy-proxy", daemon=True)
+        self._thread.start()
+        self._servers: list[asyncio.base_events.Server] = []
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def listen(
+        self,
+        address: Address,
+        handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    ) -> Address:
+        """Serve TCP on ``address`` (port 0: any); the address it got."""
+
+        async def start() -> Address:
+            server = await asyncio.start_server(
+                self._tracked(handler), address.host, address.port, limit=CHUNK
+            )
+            self._servers.append(server)
+            host, port = server.sockets[0].getsockname()[:2]
+            return Address(host, port)
+
+        try:
+            return self.call(start())
+        except OSError as e:
+            raise EnvironmentProblem(f"kpy cannot listen on {address}: {e.strerror}") from None
+
+    def _tracked(
+        self, handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self._writers.add(writer)
+            try:
+                await handler(reader, writer)
+            finally:
+                self._writers.discard(writer)
+                writer.close()
+
+        return run
+
+    def close(self) -> None:
+        """Stop listening, close every connection, stop the loop."""
+
+        async def stop() -> None:
+            for server in self._servers:
+                server.close()
+            for writer in list(self._writers):
+                writer.close()
+            await asyncio.sleep(0)
+
+        if self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                self.call(stop(), timeout=10)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+        self.loop.close()
+
+
+async def _copy(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    record: Callable[[bytes], None] | None,
+) -> None:
+    try:
+        while data := await reader.read(CHUNK):
+            if record is not None:
+                record(data)
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()  # half-close: the other side may still answer
+    except (ConnectionError, OSError):
+        writer.close()
+
+
+async def splice(
+    client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    tap: Tap | None,
+) -> None:
+    """Copy both ways until both sides are done; each chunk goes to the tap too."""
+    try:
+        await asyncio.gather(
+            _copy(client[0], upstream[1], tap.client if tap else None),
+            _copy(upstream[0], client[1], tap.server if tap else None),
+        )
+    finally:
+        upstream[1].close()
+        if tap is not None:
+            tap.close()
+
+
+class Egress:
+    """Where eBPF sends the service's connections: find where each was going, sniff its
+    protocol, connect there, splice, record."""
+
+    def __init__(self, recording: Recording, lookup: Lookup) -> None:
+        self.recording = recording
+        self.lookup = lookup
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        destination = self.lookup((peer[0], peer[1]))
+        if destination is None:
+            self.recording.warn(f"a connection from {peer[0]}:{peer[1]} had no destination")
+            return
+        try:
+            first = await asyncio.wait_for(reader.read(CHUNK), FIRST_BYTES_SECONDS)
+        except asyncio.TimeoutError:
+            first = b""
+        protocol = sniff(first)
+        tap = self.recording.open(protocol, "outbound", destination)
+        first = await self._answer_locally(protocol, first, reader, writer, tap)
+        try:
+            upstream = await asyncio.open_connection(
+                destination.host, destination.port, limit=CHUNK
+            )
+        except OSError as e:
+            self.recording.warn(f"the service's connection to {destination} failed: {e}")
+            tap.close()
+            return
+        if first:
+            tap.client(first)
+            upstream[1].write(first)
+        await splice((reader, writer), upstream, tap)
+
+    async def _answer_locally(
+        self,
+        protocol: Protocol,
+        first: bytes,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        tap: Tap,
+    ) -> bytes:
+        """Some opening requests are kpy's to answer (PostgreSQL's SSLRequest gets 'N', so
+        the client goes on in plain text and its traffic can be recorded)."""
+        answer_locally = protocol.answer_locally
+        while answer_locally is not None and (local := answer_locally(first)) is not None:
+            used, answer = local
+            tap.client(first[:used])
+            tap.server(answer)
+            writer.write(answer)
+            await writer.drain()
+            first = first[used:] or await reader.read(CHUNK)
+        return first
+
+
+class Ingress:
+    """On the service's public port: relay to where the service really listens, and record
+    each HTTP exchange as a test case."""
+
+    def __init__(self, recording: Recording, targets: list[Address]) -> None:
+        self.recording = recording
+        self.targets = targets
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for target in self.targets:
+            try:
+                upstream = await asyncio.open_connection(target.host, target.port, limit=CHUNK)
+                break
+            except OSError:
+                continue
+        else:
+            self.recording.warn(f"the service did not accept a connection on {self.targets}")
+            return
+        tap = self.recording.open(http.PROTOCOL, "inbound", self.targets[0])
+        await splice((reader, writer), upstream, tap)

@@ -1,0 +1,254 @@
+"""``kpy record`` as a straight line: proxies up, service up in its session, traffic, service
+down, everything complete written as a test-set, whatever way the recording ended."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from kpy_ci import redact
+from kpy_ci.config import Config
+from kpy_ci.ebpf.maps import Address
+from kpy_ci.ebpf.session import Session
+from kpy_ci.errors import KpyError, Terminated
+from kpy_ci.proxy.dns import DnsProxy
+from kpy_ci.proxy.server import Egress, Ingress, ProxyLoop
+from kpy_ci.recording import Recording
+from kpy_ci.store import testset
+
+STOP_GRACE_SECONDS = 10.0
+LOG_TAIL_LINES = 20
+
+
+class RecordingFailed(KpyError):
+    """The service or the traffic failed; what was complete has been written."""
+
+    exit_code = 1
+
+
+@dataclass
+class RecordOptions:
+    command: str
+    port: int
+    traffic: str | None = None
+    ready_url: str | None = None
+    ready_timeout: float = 60.0
+    path: Path = Path("kpy")
+    set_name: str | None = None
+    duration: float | None = None
+    dns_upstream: Address | None = None
+    passthrough: list[tuple[str, int]] = field(default_factory=list)
+    config: Config = field(default_factory=Config)
+
+
+@dataclass
+class RecordResult:
+    path: Path
+    tests: int
+    mocks: int
+    interrupted: str | None
+    warnings: list[str]
+
+
+def system_resolver(resolv_conf: Path = Path("/etc/resolv.conf")) -> Address | None:
+    """The first nameserver of a resolv.conf, as the upstream for the service's DNS."""
+    with contextlib.suppress(OSError):
+        for line in resolv_conf.read_text().splitlines():
+            fields = line.split()
+            if len(fields) >= 2 and fields[0] == "nameserver":
+                return Address(fields[1].split("%")[0], 53)
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def record(opts: RecordOptions, log: IO[str]) -> RecordResult:
+    """Record; write the test-set; raise RecordingFailed (after writing) if the service or
+    the traffic failed, and let ^C/SIGTERM through (after writing)."""
+    with tempfile.NamedTemporaryFile("w+", prefix="kpy-service-", suffix=".log") as service_log:
+        return _record(opts, log, service_log)
+
+
+def _record(opts: RecordOptions, log: IO[str], service_log: IO[str]) -> RecordResult:
+    recording = Recording()
+    loop = ProxyLoop()
+    session: Session | None = None
+    interrupted: str | None = None
+    failure: str | None = None
+
+    def lookup(peer: tuple[str, int]) -> Address | None:
+        return session.original_destination(peer) if session is not None else None
+
+    try:
+        egress = loop.listen(Address("127.0.0.1", 0), Egress(recording, lookup).handle)
+        dns_port = None
+        upstream = opts.dns_upstream or system_resolver()
+        if upstream is not None:
+            dns_port = DnsProxy(loop, recording, upstream).start()
+        internal = free_port()
+        session = Session(
+            egress,
+            dns=Address("127.0.0.1", dns_port) if dns_port else None,
+            dns6="::1" if dns_port else None,
+            ports={opts.port: internal},
+            passthrough=opts.passthrough,
+        )
+        targets = [Address("127.0.0.1", internal), Address("::1", internal)]
+        with session:
+            loop.listen(Address("127.0.0.1", opts.port), Ingress(recording, targets).handle)
+            service = session.spawn(opts.command, stdout=service_log, stderr=subprocess.STDOUT)
+            try:
+                _wait_ready(service, internal, opts, service_log)
+                print(f"kpy: recording {opts.command!r} on port {opts.port}", file=log)
+                failure = _drive(service, opts, log)
+            finally:
+                _stop(service)
+    except KeyboardInterrupt:
+        interrupted = "interrupted (SIGINT)"
+        raise
+    except Terminated:
+        interrupted = "terminated (SIGTERM)"
+        raise
+    except RecordingFailed as e:
+        interrupted = str(e).split(";")[0]
+        raise
+    finally:
+        loop.close()
+        result = _write(recording, opts, interrupted or failure)
+        _report(result, log)
+    if failure:
+        raise RecordingFailed(f"{failure}; what was complete is in {result.path}")
+    return result
+
+
+def _wait_ready(
+    service: subprocess.Popen[Any], internal: int, opts: RecordOptions, service_log: IO[str]
+) -> None:
+    """Until the service answers on its (internal) port, or on --ready-url there; the
+    probe goes straight to the service, so it is not recorded as a test."""
+    deadline = time.monotonic() + opts.ready_timeout
+    while time.monotonic() < deadline:
+        if service.poll() is not None:
+            raise RecordingFailed(
+                f"the service exited with code {service.returncode} before it was ready; "
+                f"its last lines:\n{_tail(service_log)}"
+            )
+        if _answers(internal, opts.ready_url):
+            return
+        time.sleep(0.05)
+    raise RecordingFailed(
+        f"the service was not ready on port {opts.port} after {opts.ready_timeout:g}s; "
+        f"its last lines:\n{_tail(service_log)}"
+    )
+
+
+def _answers(internal: int, ready_url: str | None) -> bool:
+    if ready_url is None:
+        try:
+            socket.create_connection(("127.0.0.1", internal), timeout=1).close()
+            return True
+        except OSError:
+            return False
+    parts = urllib.parse.urlsplit(ready_url)
+    direct = parts._replace(netloc=f"127.0.0.1:{internal}").geturl()
+    try:
+        with urllib.request.urlopen(direct, timeout=2) as response:
+            return int(response.status) < 500
+    except urllib.error.HTTPError as e:
+        return e.code < 500
+    except OSError:
+        return False
+
+
+def _drive(service: subprocess.Popen[Any], opts: RecordOptions, log: IO[str]) -> str | None:
+    """Run the traffic (or wait for ^C / --duration); what went wrong, if anything."""
+    base_url = f"http://127.0.0.1:{opts.port}"
+    if opts.traffic is not None:
+        env = {**os.environ, "BASE_URL": base_url, "KPY_PORT": str(opts.port)}
+        traffic = subprocess.Popen(opts.traffic, shell=True, env=env)
+        try:
+            code = traffic.wait()
+        except BaseException:
+            traffic.terminate()
+            traffic.wait(STOP_GRACE_SECONDS)
+            raise
+        if service.poll() is not None:
+            return f"the service exited with code {service.returncode} during the traffic"
+        return f"the traffic command exited with code {code}" if code else None
+    print(f"kpy: send traffic to {base_url}; ^C ends the recording", file=log)
+    deadline = time.monotonic() + opts.duration if opts.duration else None
+    while deadline is None or time.monotonic() < deadline:
+        if service.poll() is not None:
+            return f"the service exited with code {service.returncode}"
+        time.sleep(0.1)
+    return None
+
+
+def _stop(service: subprocess.Popen[Any]) -> None:
+    """SIGTERM, as a deploy would, so the service closes its connections cleanly."""
+    if service.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            service.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            service.wait(STOP_GRACE_SECONDS)
+
+
+def _tail(service_log: IO[str]) -> str:
+    service_log.flush()
+    service_log.seek(0)
+    lines = service_log.read().splitlines()[-LOG_TAIL_LINES:]
+    return "\n".join(f"  | {line}" for line in lines) or "  | (nothing)"
+
+
+def _write(recording: Recording, opts: RecordOptions, interrupted: str | None) -> RecordResult:
+    recorded = recording.finish()
+    t0 = recording.started
+    inbound = sorted((r for r in recorded if r.direction == "inbound"), key=_start)
+    outbound = sorted((r for r in recorded if r.direction == "outbound"), key=_start)
+    name = opts.set_name or testset.next_set_name(opts.path)
+    chain = redact.filters(opts.config)
+    tests = redact.apply_all(testset.test_documents(inbound, outbound, t0), chain)
+    mocks = redact.apply_all(testset.mock_documents(outbound, t0), chain)
+    meta = {
+        "name": name,
+        "recorded_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": opts.command,
+        "port": opts.port,
+        "traffic": opts.traffic,
+        "complete": interrupted is None,
+        "interrupted": interrupted,
+        "tests": len(tests),
+        "mocks": len(mocks),
+        "warnings": recording.warnings,
+    }
+    path = testset.write_test_set(opts.path, name, tests, mocks, meta)
+    return RecordResult(path, len(tests), len(mocks), interrupted, recording.warnings)
+
+
+def _start(r: Any) -> tuple[int, int, int]:
+    return (r.exchange.started, r.connection, r.order)
+
+
+def _report(result: RecordResult, log: IO[str]) -> None:
+    state = (
+        f" ({result.interrupted}: every complete exchange was kept)" if result.interrupted else ""
+    )
+    print(f"kpy: wrote {result.path}: {result.tests} tests, {result.mocks} mocks{state}", file=log)
+    for warning in result.warnings:
+        print(f"kpy: warning: {warning}", file=log)

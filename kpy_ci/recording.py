@@ -1,0 +1,144 @@
+"""What a recording collects, off the event loop.
+
+The proxy only copies each chunk it relays into a queue (``Tap``); a worker thread feeds the
+chunks to each connection's protocol recorder, checks that every reply re-encodes to the
+bytes the server sent, and keeps the exchanges in order. A connection whose bytes stop
+making sense to its protocol goes on as generic TCP from there, with a warning: nothing is
+dropped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from kpy_ci.ebpf.maps import Address
+from kpy_ci.protocols import generic
+from kpy_ci.protocols.base import Exchange, Protocol, ProtocolError, Recorder, text_or_base64
+
+log = logging.getLogger("kpy.record")
+
+Side = Literal["client", "server", "close"]
+Direction = Literal["inbound", "outbound"]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An exchange with where it happened."""
+
+    exchange: Exchange
+    direction: Direction
+    connection: int
+    order: int  # its place among the exchanges of its connection
+    destination: Address
+
+
+@dataclass
+class _Connection:
+    id: int
+    protocol: Protocol
+    direction: Direction
+    destination: Address
+    recorder: Recorder
+    count: int = 0
+
+
+@dataclass
+class Recording:
+    """Collects exchanges from every connection of a recording, in a worker thread."""
+
+    started: int = field(default_factory=time.monotonic_ns)
+    recorded: list[Recorded] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[int, Side, bytes, int] | None] = queue.SimpleQueue()
+        self._connections: dict[int, _Connection] = {}
+        self._next_id = 0
+        self._lock = threading.Lock()
+        self._worker = threading.Thread(target=self._work, name="kpy-recorder", daemon=True)
+        self._worker.start()
+
+    def open(self, protocol: Protocol, direction: Direction, destination: Address) -> Tap:
+        with self._lock:
+            self._next_id += 1
+            conn = _Connection(self._next_id, protocol, direction, destination, protocol.recorder())
+            self._connections[conn.id] = conn
+        return Tap(conn.id, self._queue)
+
+    def add(self, exchange: Exchange, destination: Address) -> None:
+        """An exchange that is a connection of its own (a DNS query and its answer)."""
+        with self._lock:
+            self._next_id += 1
+            self.recorded.append(Recorded(exchange, "outbound", self._next_id, 1, destination))
+
+    def warn(self, message: str) -> None:
+        log.warning(message)
+        with self._lock:
+            self.warnings.append(message)
+
+    def finish(self, timeout: float = 60.0) -> list[Recorded]:
+        """Let the worker drain what was queued; the exchanges, in the order they ended."""
+        self._queue.put(None)
+        self._worker.join(timeout)
+        with self._lock:
+            return sorted(self.recorded, key=lambda r: (r.exchange.ended, r.connection))
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            conn_id, side, data, at = item
+            conn = self._connections[conn_id]
+            try:
+                exchanges = _feed(conn.recorder, side, data, at)
+            except ProtocolError as e:
+                self.warn(
+                    f"connection {conn_id} to {conn.destination}: not {conn.protocol.name} "
+                    f"any more ({e}); recording the rest as generic TCP"
+                )
+                conn.protocol, conn.recorder = generic.PROTOCOL, generic.GenericRecorder()
+                exchanges = _feed(conn.recorder, side, data, at)
+            for exchange in exchanges:
+                self._keep(conn, exchange)
+
+    def _keep(self, conn: _Connection, exchange: Exchange) -> None:
+        encoded = conn.protocol.encode_response(exchange.response)
+        if exchange.raw_response and encoded != exchange.raw_response:
+            # a gap in kpy's decoding must not change what replay serves: keep the bytes
+            exchange.response["raw"] = text_or_base64(exchange.raw_response)
+            self.warn(
+                f"connection {conn.id} to {conn.destination}: a {conn.protocol.name} reply "
+                "did not re-encode to the bytes the server sent; kept the bytes as 'raw'"
+            )
+        conn.count += 1
+        recorded = Recorded(exchange, conn.direction, conn.id, conn.count, conn.destination)
+        with self._lock:
+            self.recorded.append(recorded)
+
+
+def _feed(recorder: Recorder, side: Side, data: bytes, at: int) -> list[Exchange]:
+    if side == "client":
+        return recorder.client_data(data, at)
+    if side == "server":
+        return recorder.server_data(data, at)
+    return recorder.close(at)
+
+
+@dataclass(frozen=True)
+class Tap:
+    """The proxy's handle on one connection: cheap calls, safe from the event loop."""
+
+    id: int
+    _queue: queue.SimpleQueue[tuple[int, Side, bytes, int] | None]
+
+    def client(self, data: bytes) -> None:
+        self._queue.put((self.id, "client", data, time.monotonic_ns()))
+
+    def server(self, data: bytes) -> None:
+        self._queue.put((self.id, "server", data, time.monotonic_ns()))
+
+    def close(self) -> None:
+        self._queue.put((self.id, "close", b"", time.monotonic_ns()))

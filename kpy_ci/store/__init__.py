@@ -1,0 +1,1 @@
+"""The test-set format on disk: what record writes and test reads."""

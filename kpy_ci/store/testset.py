@@ -1,0 +1,129 @@
+"""A test-set on disk, written whole or not at all:
+
+    <path>/<set>/test-set.yaml       what was recorded, how, and whether it was interrupted
+    <path>/<set>/tests/test-K.yaml   one inbound HTTP exchange and the mocks it used
+    <path>/<set>/mocks.yaml          every outbound exchange, one YAML document each
+
+It is built in a temporary directory beside its final place and renamed into it; an existing
+set of the same name is swapped out only once the new one is complete.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kpy_ci.store.serializer import document, dump, dump_all
+
+if TYPE_CHECKING:
+    from kpy_ci.recording import Recorded
+
+SET_PATTERN = re.compile(r"test-set-(\d+)$")
+
+
+def next_set_name(root: Path) -> str:
+    """test-set-N, one past the highest there."""
+    numbers = [int(m.group(1)) for p in root.glob("test-set-*") if (m := SET_PATTERN.match(p.name))]
+    return f"test-set-{max(numbers, default=0) + 1}"
+
+
+def _seconds(at: int, t0: int) -> float:
+    return round((at - t0) / 1e9, 6)
+
+
+def mock_documents(outbound: Sequence[Recorded], t0: int) -> list[dict[str, Any]]:
+    docs = []
+    for n, r in enumerate(outbound, 1):
+        ex = r.exchange
+        docs.append(
+            document(
+                "Mock",
+                {
+                    "name": f"mock-{n}",
+                    "protocol": ex.protocol,
+                    "destination": str(r.destination),
+                    "connection": r.connection,
+                    "order": r.order,
+                    "reusable": ex.reusable,
+                    "started": _seconds(ex.started, t0),
+                    "ended": _seconds(ex.ended, t0),
+                    "request": ex.request,
+                    "response": ex.response,
+                },
+            )
+        )
+    return docs
+
+
+def mocks_used(test: Recorded, outbound: Sequence[Recorded]) -> list[int]:
+    """Indexes (from 1) of the mocks that started while the test's request was being
+    served. Requests served at once share the mocks of their overlap: replay must not
+    depend on attribution being perfect, only on it never missing one."""
+    t = test.exchange
+    return [n for n, r in enumerate(outbound, 1) if t.started <= r.exchange.started <= t.ended]
+
+
+def test_documents(
+    inbound: Sequence[Recorded], outbound: Sequence[Recorded], t0: int
+) -> list[dict[str, Any]]:
+    docs = []
+    for k, r in enumerate(inbound, 1):
+        ex = r.exchange
+        docs.append(
+            document(
+                "TestCase",
+                {
+                    "name": f"test-{k}",
+                    "started": _seconds(ex.started, t0),
+                    "ended": _seconds(ex.ended, t0),
+                    "request": ex.request,
+                    "response": ex.response,
+                    "mocks": [f"mock-{n}" for n in mocks_used(r, outbound)],
+                },
+            )
+        )
+    return docs
+
+
+def write_test_set(
+    root: Path,
+    name: str,
+    tests: list[dict[str, Any]],
+    mocks: list[dict[str, Any]],
+    meta: dict[str, Any],
+) -> Path:
+    """Write the set atomically; the final path."""
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / name
+    building = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
+    try:
+        (building / "tests").mkdir()
+        for doc in tests:
+            (building / "tests" / f"{doc['name']}.yaml").write_text(dump(doc))
+        (building / "mocks.yaml").write_text(dump_all(mocks))
+        (building / "test-set.yaml").write_text(dump(document("TestSet", meta)))
+        _fsync_tree(building)
+        building.chmod(0o755)
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{name}.old.", dir=root))
+            os.replace(final, old / name)  # the old set stays whole until the new one is in
+            os.replace(building, final)
+            shutil.rmtree(old)
+        else:
+            os.replace(building, final)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return final
+
+
+def _fsync_tree(path: Path) -> None:
+    for file in path.rglob("*"):
+        if file.is_file():
+            with open(file, "rb") as f:
+                os.fsync(f.fileno())
