@@ -1,0 +1,200 @@
+"""kpy record on the sample shop, against real PostgreSQL, Redis and an HTTP dependency:
+one test case per request, a mock for every outbound exchange, each test mapped to its
+mocks; the shop answers exactly as without kpy; no secret reaches a recorded byte; an
+interrupted recording keeps what was complete and leaves the previous set intact."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import KPY, child_env, free_port, leftover_cgroups
+from tests.dns_server import DnsServer
+from tests.examples.shop import (
+    RATES_TOKEN,
+    SHOP,
+    TRAFFIC_LINES,
+    _process,
+    _read,
+    _wait,
+    app_argv,
+    reset,
+    shop_env,
+)
+from tests.servers import PG_PASSWORD, REDIS_PASSWORD, Postgres, Redis
+
+TRAFFIC = f"{sys.executable} {SHOP / 'traffic.py'}"
+
+
+@contextmanager
+def rates_service(tmp_path: Path) -> Iterator[int]:
+    port = free_port()
+    log = tmp_path / "rates.log"
+    with _process(
+        [sys.executable, str(SHOP / "rates.py")],
+        {"PORT": str(port), "RATES_TOKEN": RATES_TOKEN},
+        log,
+        signal.SIGTERM,
+    ) as rates:
+        _wait(lambda: f"listening on 127.0.0.1:{port}" in _read(log), rates, log, 30)
+        yield port
+
+
+def kpy_record(
+    pg: Postgres, redis: Redis, rates_port: int, out: Path, *extra: str
+) -> tuple[list[str], dict[str, str], int]:
+    app_port = free_port()
+    env = child_env() | shop_env(pg, redis, app_port, rates_port)
+    argv = [
+        *KPY,
+        "record",
+        "-c",
+        shlex.join(app_argv()),
+        "--port",
+        str(app_port),
+        "--path",
+        str(out),
+        *extra,
+    ]
+    return argv, env, app_port
+
+
+def load_set(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    meta = yaml.safe_load((path / "test-set.yaml").read_text())
+    tests = [
+        yaml.safe_load(p.read_text())
+        for p in sorted((path / "tests").glob("*.yaml"), key=lambda p: int(p.stem.split("-")[1]))
+    ]
+    mocks = list(yaml.safe_load_all((path / "mocks.yaml").read_text()))
+    return meta, tests, mocks
+
+
+@pytest.fixture
+def dns() -> Iterator[DnsServer]:
+    with DnsServer({}) as server:
+        yield server
+
+
+def test_record_the_shop(postgres: Postgres, redis: Redis, tmp_path: Path, dns: DnsServer) -> None:
+    reset(postgres, redis)
+    out = tmp_path / "kpy"
+    with rates_service(tmp_path) as rates_port:
+        argv, env, _ = kpy_record(
+            postgres,
+            redis,
+            rates_port,
+            out,
+            "--traffic",
+            TRAFFIC,
+            "--dns-upstream",
+            f"127.0.0.1:{dns.port}",
+        )
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "wrote" in done.stderr
+
+    meta, tests, mocks = load_set(out / "test-set-1")
+    assert meta["complete"] is True and meta["warnings"] == [], meta
+    assert len(tests) == TRAFFIC_LINES
+    assert {m["protocol"] for m in mocks} >= {"postgres", "redis", "http"}
+    by_name = {m["name"]: m for m in mocks}
+    for test in tests:
+        for name in test["mocks"]:
+            assert name in by_name
+    # requests that reach the database or the rates service have mocks of that kind
+    products = next(t for t in tests if t["request"]["url"] == "/products")
+    assert "postgres" in {by_name[n]["protocol"] for n in products["mocks"]}
+    convert = next(t for t in tests if t["request"]["url"].startswith("/convert"))
+    assert "http" in {by_name[n]["protocol"] for n in convert["mocks"]}
+    assert all(m["version"] == "kpy/v1" for m in mocks)
+    assert leftover_cgroups() == []
+
+
+def test_no_secret_reaches_disk(
+    postgres: Postgres, redis: Redis, tmp_path: Path, dns: DnsServer
+) -> None:
+    reset(postgres, redis)
+    out = tmp_path / "kpy"
+    with rates_service(tmp_path) as rates_port:
+        argv, env, _ = kpy_record(
+            postgres,
+            redis,
+            rates_port,
+            out,
+            "--traffic",
+            TRAFFIC,
+            "--dns-upstream",
+            f"127.0.0.1:{dns.port}",
+        )
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    written = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
+    assert written
+    for secret in (PG_PASSWORD, REDIS_PASSWORD, RATES_TOKEN):
+        assert secret.encode() not in written, secret
+
+
+def test_sigint_keeps_what_was_complete_and_the_previous_set(
+    postgres: Postgres, redis: Redis, tmp_path: Path, dns: DnsServer
+) -> None:
+    out = tmp_path / "kpy"
+    with rates_service(tmp_path) as rates_port:
+        reset(postgres, redis)
+        argv, env, _ = kpy_record(
+            postgres,
+            redis,
+            rates_port,
+            out,
+            "--set",
+            "smoke",
+            "--traffic",
+            TRAFFIC,
+            "--dns-upstream",
+            f"127.0.0.1:{dns.port}",
+        )
+        first = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
+        assert first.returncode == 0, first.stderr
+        before = {p: p.read_bytes() for p in (out / "smoke").rglob("*") if p.is_file()}
+
+        # a second recording of the same set, interrupted mid-traffic: slow traffic
+        reset(postgres, redis)
+        slow = (
+            f'{sys.executable} -c "import time, urllib.request, os;'
+            "[(urllib.request.urlopen(os.environ['BASE_URL'] + '/health').read(), time.sleep(0.2))"
+            ' for _ in range(100)]"'
+        )
+        argv, env, _ = kpy_record(
+            postgres,
+            redis,
+            rates_port,
+            out,
+            "--set",
+            "smoke2",
+            "--traffic",
+            slow,
+            "--dns-upstream",
+            f"127.0.0.1:{dns.port}",
+        )
+        proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
+        time.sleep(3)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    meta, tests, _ = load_set(out / "smoke2")
+    assert meta["complete"] is False and "interrupted" in meta["interrupted"]
+    assert len(tests) >= 3
+    assert all(t["response"]["status"] == 200 for t in tests)
+    # the earlier set is untouched
+    assert {p: p.read_bytes() for p in (out / "smoke").rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in out.iterdir()) == ["smoke", "smoke2"]
