@@ -99,6 +99,8 @@ class Recording:
                     f"connection {conn_id} to {conn.destination}: not {conn.protocol.name} "
                     f"any more ({e}); recording the rest as generic TCP"
                 )
+                for exchange in e.exchanges:
+                    self._keep(conn, exchange)
                 conn.protocol, conn.recorder = generic.PROTOCOL, generic.GenericRecorder()
                 exchanges = _feed(conn.recorder, side, data, at)
             for exchange in exchanges:

@@ -8,44 +8,34 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from kpy_ci.config import Config
-from kpy_ci.protocols.base import REDACTED
+from kpy_ci.protocols import http
 
 Filter = Callable[[dict[str, Any]], dict[str, Any]]
+SIDES = ("request", "response")
 
 
 def redact_headers(names: Iterable[str]) -> Filter:
-    """Replace the values of these HTTP headers (any case) in requests and responses."""
-    wanted = {n.lower() for n in names}
+    """Replace the whole values of these HTTP headers (any case)."""
+    also = tuple(names)
 
     def apply(doc: dict[str, Any]) -> dict[str, Any]:
-        for side in ("request", "response"):
-            part = doc.get(side)
+        for part in (doc.get(side) for side in SIDES):
             if isinstance(part, dict) and isinstance(part.get("headers"), list):
-                part["headers"] = [
-                    [k, REDACTED] if str(k).lower() in wanted else [k, v]
-                    for k, v in part["headers"]
-                ]
+                part["headers"] = http.redact_headers(part["headers"], also=also)
         return doc
 
     return apply
 
 
 def redact_json_fields(names: Iterable[str]) -> Filter:
-    """Replace the values of these keys anywhere in JSON bodies."""
-    wanted = set(names)
-
-    def scrub(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: REDACTED if k in wanted else scrub(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [scrub(v) for v in value]
-        return value
+    """Replace the values of these keys (any case) anywhere in JSON bodies."""
+    wanted = tuple(names)
 
     def apply(doc: dict[str, Any]) -> dict[str, Any]:
-        for side in ("request", "response"):
-            body = (doc.get(side) or {}).get("body")
+        for part in (doc.get(side) for side in SIDES):
+            body = part.get("body") if isinstance(part, dict) else None
             if isinstance(body, dict) and "json" in body:
-                body["json"] = scrub(body["json"])
+                body["json"] = http.redact_json_fields(body["json"], wanted)
         return doc
 
     return apply

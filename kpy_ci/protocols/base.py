@@ -22,8 +22,13 @@ Doc = dict[str, Any]
 
 
 class ProtocolError(Exception):
-    """The bytes are not this protocol (or are corrupt): the proxy falls back to relaying
-    the connection as generic TCP from there on, and says so."""
+    """The bytes are not this protocol (or are corrupt): the recording goes on with the
+    connection as generic TCP from there, and says so. ``exchanges`` are those completed
+    before the fault and not returned yet: they are kept."""
+
+    def __init__(self, message: str, exchanges: list[Exchange] | None = None) -> None:
+        super().__init__(message)
+        self.exchanges = exchanges or []
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +36,9 @@ class Exchange:
     """One request and the reply it got, on one connection, decoded for people.
 
     ``response`` re-encodes, through the protocol's ``encode_response``, to exactly the bytes
-    the server sent (``raw_response``). ``raw_response`` is kept in memory only, to check
-    that at record time; it is never written to disk. ``started``/``ended`` are
+    the server sent (``raw_response``), for the protocols that promise it (PostgreSQL,
+    Redis, generic); it is kept in memory only, to check that at record time. HTTP leaves
+    it empty: bodies are stored decoded and re-encoded equal in meaning, not in bytes. ``started``/``ended`` are
     ``time.monotonic_ns()`` values the proxy passed with the first request byte and the last
     response byte; they attribute mocks to the test that was running.
     """
