@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 from kpy_ci.ebpf.maps import Address
 from kpy_ci.errors import EnvironmentProblem
 from kpy_ci.protocols import http
-from kpy_ci.protocols.registry import sniff
 from kpy_ci.protocols.base import Protocol
+from kpy_ci.protocols.registry import sniff
 from kpy_ci.recording import Recording, Tap
 
 CHUNK = 256 * 1024
