@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -26,10 +25,10 @@ from kpy_ci.errors import KpyError, Terminated
 from kpy_ci.proxy.dns import DnsProxy
 from kpy_ci.proxy.server import Egress, Ingress, ProxyLoop
 from kpy_ci.recording import Recording
+from kpy_ci.service_log import ServiceLog
 from kpy_ci.store import testset
 
 STOP_GRACE_SECONDS = 10.0
-LOG_TAIL_LINES = 20
 
 
 class RecordingFailed(KpyError):
@@ -51,6 +50,7 @@ class RecordOptions:
     dns_upstream: Address | None = None
     passthrough: list[tuple[str, int]] = field(default_factory=list)
     config: Config = field(default_factory=Config)
+    resolv_conf: Path | None = None
 
 
 @dataclass
@@ -81,11 +81,10 @@ def free_port() -> int:
 def record(opts: RecordOptions, log: IO[str]) -> RecordResult:
     """Record; write the test-set; raise RecordingFailed (after writing) if the service or
     the traffic failed, and let ^C/SIGTERM through (after writing)."""
-    with tempfile.NamedTemporaryFile("w+", prefix="kpy-service-", suffix=".log") as service_log:
-        return _record(opts, log, service_log)
+    return _record(opts, log, ServiceLog(log))
 
 
-def _record(opts: RecordOptions, log: IO[str], service_log: IO[str]) -> RecordResult:
+def _record(opts: RecordOptions, log: IO[str], service_log: ServiceLog) -> RecordResult:
     recording = Recording()
     loop = ProxyLoop()
     session: Session | None = None
@@ -112,13 +111,21 @@ def _record(opts: RecordOptions, log: IO[str], service_log: IO[str]) -> RecordRe
         targets = [Address("127.0.0.1", internal), Address("::1", internal)]
         with session:
             loop.listen(Address("127.0.0.1", opts.port), Ingress(recording, targets).handle)
-            service = session.spawn(opts.command, stdout=service_log, stderr=subprocess.STDOUT)
+            service = session.spawn(
+                opts.command,
+                resolv_conf=opts.resolv_conf,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            assert service.stdout is not None
+            service_log.start(service.stdout)
             try:
                 _wait_ready(service, internal, opts, service_log)
                 print(f"kpy: recording {opts.command!r} on port {opts.port}", file=log)
                 failure = _drive(service, opts, log)
             finally:
                 _stop(service)
+                service_log.wait()
     except KeyboardInterrupt:
         interrupted = "interrupted (SIGINT)"
         raise
@@ -138,7 +145,7 @@ def _record(opts: RecordOptions, log: IO[str], service_log: IO[str]) -> RecordRe
 
 
 def _wait_ready(
-    service: subprocess.Popen[Any], internal: int, opts: RecordOptions, service_log: IO[str]
+    service: subprocess.Popen[Any], internal: int, opts: RecordOptions, service_log: ServiceLog
 ) -> None:
     """Until the service answers on its (internal) port, or on --ready-url there; the
     probe goes straight to the service, so it is not recorded as a test."""
@@ -147,14 +154,14 @@ def _wait_ready(
         if service.poll() is not None:
             raise RecordingFailed(
                 f"the service exited with code {service.returncode} before it was ready; "
-                f"its last lines:\n{_tail(service_log)}"
+                f"its last lines:\n{service_log.tail()}"
             )
         if _answers(internal, opts.ready_url):
             return
         time.sleep(0.05)
     raise RecordingFailed(
         f"the service was not ready on port {opts.port} after {opts.ready_timeout:g}s; "
-        f"its last lines:\n{_tail(service_log)}"
+        f"its last lines:\n{service_log.tail()}"
     )
 
 
@@ -207,13 +214,6 @@ def _stop(service: subprocess.Popen[Any]) -> None:
             service.send_signal(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             service.wait(STOP_GRACE_SECONDS)
-
-
-def _tail(service_log: IO[str]) -> str:
-    service_log.flush()
-    service_log.seek(0)
-    lines = service_log.read().splitlines()[-LOG_TAIL_LINES:]
-    return "\n".join(f"  | {line}" for line in lines) or "  | (nothing)"
 
 
 def _write(recording: Recording, opts: RecordOptions, interrupted: str | None) -> RecordResult:

@@ -102,6 +102,10 @@ def test_record_the_shop(postgres: Postgres, redis: Redis, tmp_path: Path, dns: 
         done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     assert "wrote" in done.stderr
+    # the shop behaved as without kpy: traffic.py checked every answer; its log is clean
+    service_lines = [line for line in done.stderr.splitlines() if line.startswith("service | ")]
+    assert len(service_lines) >= TRAFFIC_LINES
+    assert not [line for line in service_lines if "Traceback" in line or "ERROR" in line]
 
     meta, tests, mocks = load_set(out / "test-set-1")
     assert meta["complete"] is True and meta["warnings"] == [], meta
@@ -198,3 +202,58 @@ def test_sigint_keeps_what_was_complete_and_the_previous_set(
     # the earlier set is untouched
     assert {p: p.read_bytes() for p in (out / "smoke").rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in out.iterdir()) == ["smoke", "smoke2"]
+
+
+RESOLVING_SERVICE = """
+import http.server, json, os, socket
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        ip = socket.getaddrinfo("api.staging.kpy.test", 443, socket.AF_INET)[0][4][0]
+        body = json.dumps({"ip": ip}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"""
+
+
+def test_names_the_service_resolved_are_recorded(tmp_path: Path) -> None:
+    resolv_conf = tmp_path / "resolv.conf"
+    resolv_conf.write_text("nameserver 127.0.0.53\noptions timeout:2 attempts:1\n")
+    (tmp_path / "service.py").write_text(RESOLVING_SERVICE)
+    port = free_port()
+    fetch = (
+        f'{sys.executable} -c "import urllib.request, os; '
+        "urllib.request.urlopen(os.environ['BASE_URL']).read()\""
+    )
+    with DnsServer({"api.staging.kpy.test": "127.0.0.42"}) as dns:
+        done = subprocess.run(
+            [
+                *KPY,
+                "record",
+                "-c",
+                f"{sys.executable} {tmp_path / 'service.py'}",
+                "--port",
+                str(port),
+                "--path",
+                str(tmp_path / "kpy"),
+                "--traffic",
+                fetch,
+                "--resolv-conf",
+                str(resolv_conf),
+                "--dns-upstream",
+                f"127.0.0.1:{dns.port}",
+            ],
+            env=child_env() | {"PORT": str(port)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 0, done.stderr
+    _, tests, mocks = load_set(tmp_path / "kpy" / "test-set-1")
+    assert tests[0]["response"]["body"] == {"json": {"ip": "127.0.0.42"}}
+    [dns_mock] = [m for m in mocks if m["protocol"] == "dns"]
+    assert dns_mock["request"]["name"] == "api.staging.kpy.test."
+    assert dns_mock["response"]["answer"] == ["api.staging.kpy.test. 60 IN A 127.0.0.42"]
+    assert dns_mock["name"] in tests[0]["mocks"]

@@ -49,6 +49,11 @@ from kpy_ci.record import record as record_service
     multiple=True,
     help="ADDRESS[/BITS] or HOST:PORT the service reaches directly, unrecorded.",
 )
+@click.option(
+    "--resolv-conf",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A resolv.conf the service sees at /etc/resolv.conf.",
+)
 def record(
     command: str,
     port: int,
@@ -60,6 +65,7 @@ def record(
     duration: float | None,
     dns_upstream: str | None,
     passthrough: tuple[str, ...],
+    resolv_conf: Path | None,
 ) -> int:
     """Record a service's traffic as test cases (inbound HTTP) and mocks (outbound calls)."""
     if set_name is not None and (not set_name or "/" in set_name or set_name.startswith(".")):
@@ -77,6 +83,7 @@ def record(
         dns_upstream=address_option(dns_upstream, "--dns-upstream", version=None),
         passthrough=passthrough_rules(passthrough + config.passthrough),
         config=config,
+        resolv_conf=resolv_conf,
     )
     record_service(options, sys.stderr)
     return 0

@@ -38,9 +38,9 @@ class Exchange:
     ``response`` re-encodes, through the protocol's ``encode_response``, to exactly the bytes
     the server sent (``raw_response``), for the protocols that promise it (PostgreSQL,
     Redis, generic); it is kept in memory only, to check that at record time. HTTP leaves
-    it empty: bodies are stored decoded and re-encoded equal in meaning, not in bytes. ``started``/``ended`` are
-    ``time.monotonic_ns()`` values the proxy passed with the first request byte and the last
-    response byte; they attribute mocks to the test that was running.
+    it empty: bodies are stored decoded and re-encoded equal in meaning, not in bytes.
+    ``started``/``ended`` are ``time.monotonic_ns()`` values the proxy passed with the first
+    request byte and the last response byte; they attribute mocks to the running test.
     """
 
     protocol: str

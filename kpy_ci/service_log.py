@@ -1,0 +1,40 @@
+"""The service's output: passed through to kpy's stderr, each line marked as the service's,
+and its last lines kept for error messages (and reports)."""
+
+from __future__ import annotations
+
+import collections
+import threading
+from typing import IO
+
+TAIL_LINES = 40
+
+
+class ServiceLog:
+    """Reads a pipe in a thread until it closes: ``start(proc.stdout)``."""
+
+    def __init__(self, out: IO[str] | None, prefix: str = "service | ") -> None:
+        self.out = out
+        self.prefix = prefix
+        self.lines: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self._thread: threading.Thread | None = None
+
+    def start(self, pipe: IO[bytes]) -> None:
+        self._thread = threading.Thread(target=self._pump, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, pipe: IO[bytes]) -> None:
+        for raw in pipe:
+            line = raw.decode(errors="replace").rstrip("\n")
+            self.lines.append(line)
+            if self.out is not None:
+                print(self.prefix + line, file=self.out, flush=True)
+        pipe.close()
+
+    def wait(self, timeout: float = 5.0) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def tail(self, count: int = 20) -> str:
+        lines = list(self.lines)[-count:]
+        return "\n".join(f"  | {line}" for line in lines) or "  | (nothing)"
