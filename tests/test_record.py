@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from kpy_ci.config import validate
 from tests.conftest import KPY, child_env, free_port, leftover_cgroups
 from tests.dns_server import DnsServer
 from tests.examples.shop import (
@@ -79,6 +80,17 @@ def load_set(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dic
     return meta, tests, mocks
 
 
+def assert_valid(path: Path) -> None:
+    """Every document validates against its JSON Schema in schemas/."""
+    checks = [("testset.schema.json", [path / "test-set.yaml"])]
+    checks.append(("testcase.schema.json", sorted((path / "tests").glob("*.yaml"))))
+    for name, files in checks:
+        for file in files:
+            validate(yaml.safe_load(file.read_text()), name, file, None)
+    for doc in yaml.safe_load_all((path / "mocks.yaml").read_text()):
+        validate(doc, "mock.schema.json", path / "mocks.yaml", None)
+
+
 @pytest.fixture
 def dns() -> Iterator[DnsServer]:
     with DnsServer({}) as server:
@@ -120,7 +132,7 @@ def test_record_the_shop(postgres: Postgres, redis: Redis, tmp_path: Path, dns: 
     assert "postgres" in {by_name[n]["protocol"] for n in products["mocks"]}
     convert = next(t for t in tests if t["request"]["url"].startswith("/convert"))
     assert "http" in {by_name[n]["protocol"] for n in convert["mocks"]}
-    assert all(m["version"] == "kpy/v1" for m in mocks)
+    assert_valid(out / "test-set-1")
     assert leftover_cgroups() == []
 
 
@@ -195,6 +207,7 @@ def test_sigint_keeps_what_was_complete_and_the_previous_set(
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err
+    assert_valid(out / "smoke2")
     meta, tests, _ = load_set(out / "smoke2")
     assert meta["complete"] is False and "interrupted" in meta["interrupted"]
     assert len(tests) >= 3
