@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The demo: install, then `kpy doctor`, whose last check is live (a child in a kpy session
-# dials a loopback port where nothing listens and lands on kpy's listener), then `kpy run`
-# showing a redirected connection from the outside.
+# The demo: install, check the machine with `kpy doctor` (its last check is a live
+# redirect), then record the sample shop (examples/shop) against real PostgreSQL, Redis
+# and an HTTP API started on loopback for the demo. Replay comes with `kpy test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
 .venv/bin/kpy doctor
-.venv/bin/python examples/redirect_demo.py
+examples/shop/demo.sh
