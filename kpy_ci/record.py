@@ -90,6 +90,7 @@ def _record(opts: RecordOptions, log: IO[str], service_log: ServiceLog) -> Recor
     session: Session | None = None
     interrupted: str | None = None
     failure: str | None = None
+    spawned = False
 
     def lookup(peer: tuple[str, int]) -> Address | None:
         return session.original_destination(peer) if session is not None else None
@@ -100,6 +101,10 @@ def _record(opts: RecordOptions, log: IO[str], service_log: ServiceLog) -> Recor
         upstream = opts.dns_upstream or system_resolver()
         if upstream is not None:
             dns_port = DnsProxy(loop, recording, upstream).start()
+        else:
+            recording.warn(
+                "no DNS resolver known (--dns-upstream): the service's DNS is not recorded"
+            )
         internal = free_port()
         session = Session(
             egress,
@@ -117,6 +122,7 @@ def _record(opts: RecordOptions, log: IO[str], service_log: ServiceLog) -> Recor
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
             )
+            spawned = True  # from here on, whatever ends the recording, the set is written
             assert service.stdout is not None
             service_log.start(service.stdout)
             try:
@@ -135,10 +141,14 @@ def _record(opts: RecordOptions, log: IO[str], service_log: ServiceLog) -> Recor
     except RecordingFailed as e:
         interrupted = str(e).split(";")[0]
         raise
+    except Exception as e:
+        interrupted = f"kpy failed: {e}"
+        raise
     finally:
         loop.close()
-        result = _write(recording, opts, interrupted or failure)
-        _report(result, log)
+        if spawned:
+            result = _write(recording, opts, interrupted or failure)
+            _report(result, log)
     if failure:
         raise RecordingFailed(f"{failure}; what was complete is in {result.path}")
     return result
@@ -167,11 +177,13 @@ def _wait_ready(
 
 def _answers(internal: int, ready_url: str | None) -> bool:
     if ready_url is None:
-        try:
-            socket.create_connection(("127.0.0.1", internal), timeout=1).close()
-            return True
-        except OSError:
-            return False
+        for host in ("127.0.0.1", "::1"):  # as the ingress relay tries them
+            try:
+                socket.create_connection((host, internal), timeout=1).close()
+                return True
+            except OSError:
+                continue
+        return False
     parts = urllib.parse.urlsplit(ready_url)
     direct = parts._replace(netloc=f"127.0.0.1:{internal}").geturl()
     try:
@@ -193,7 +205,11 @@ def _drive(service: subprocess.Popen[Any], opts: RecordOptions, log: IO[str]) ->
             code = traffic.wait()
         except BaseException:
             traffic.terminate()
-            traffic.wait(STOP_GRACE_SECONDS)
+            try:
+                traffic.wait(STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                traffic.kill()
+                traffic.wait()
             raise
         if service.poll() is not None:
             return f"the service exited with code {service.returncode} during the traffic"
@@ -220,6 +236,13 @@ def _write(recording: Recording, opts: RecordOptions, interrupted: str | None) -
     recorded = recording.finish()
     t0 = recording.started
     inbound = sorted((r for r in recorded if r.direction == "inbound"), key=_start)
+    for r in inbound:
+        if r.exchange.protocol != "http":
+            recording.warnings.append(
+                f"an inbound connection was not HTTP/1.1 (connection {r.connection}): "
+                "it is not a test case"
+            )
+    inbound = [r for r in inbound if r.exchange.protocol == "http"]
     outbound = sorted((r for r in recorded if r.direction == "outbound"), key=_start)
     name = opts.set_name or testset.next_set_name(opts.path)
     chain = redact.filters(opts.config)

@@ -9,7 +9,6 @@ dropped silently.
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
@@ -18,9 +17,7 @@ from typing import Literal
 
 from kpy_ci.ebpf.maps import Address
 from kpy_ci.protocols import generic
-from kpy_ci.protocols.base import Exchange, Protocol, ProtocolError, Recorder, text_or_base64
-
-log = logging.getLogger("kpy.record")
+from kpy_ci.protocols.base import Exchange, Protocol, Recorder, text_or_base64
 
 Side = Literal["client", "server", "close"]
 Direction = Literal["inbound", "outbound"]
@@ -77,7 +74,7 @@ class Recording:
             self.recorded.append(Recorded(exchange, "outbound", self._next_id, 1, destination))
 
     def warn(self, message: str) -> None:
-        log.warning(message)
+        """Kept for the test-set and said at the end, once."""
         with self._lock:
             self.warnings.append(message)
 
@@ -94,12 +91,12 @@ class Recording:
             conn = self._connections[conn_id]
             try:
                 exchanges = _feed(conn.recorder, side, data, at)
-            except ProtocolError as e:
+            except Exception as e:  # a ProtocolError, or a bug: either way, keep recording
                 self.warn(
                     f"connection {conn_id} to {conn.destination}: not {conn.protocol.name} "
-                    f"any more ({e}); recording the rest as generic TCP"
+                    f"any more ({e!r}); recording the rest as generic TCP"
                 )
-                for exchange in e.exchanges:
+                for exchange in getattr(e, "exchanges", []):
                     self._keep(conn, exchange)
                 conn.protocol, conn.recorder = generic.PROTOCOL, generic.GenericRecorder()
                 exchanges = _feed(conn.recorder, side, data, at)
@@ -107,10 +104,10 @@ class Recording:
                 self._keep(conn, exchange)
 
     def _keep(self, conn: _Connection, exchange: Exchange) -> None:
-        encoded = conn.protocol.encode_response(exchange.response)
-        if exchange.raw_response and encoded != exchange.raw_response:
+        raw = exchange.raw_response
+        if raw and conn.protocol.encode_response(exchange.response) != raw:
             # a gap in kpy's decoding must not change what replay serves: keep the bytes
-            exchange.response["raw"] = text_or_base64(exchange.raw_response)
+            exchange.response["raw"] = text_or_base64(raw)
             self.warn(
                 f"connection {conn.id} to {conn.destination}: a {conn.protocol.name} reply "
                 "did not re-encode to the bytes the server sent; kept the bytes as 'raw'"

@@ -301,7 +301,8 @@ class PostgresRecorder:
             self._note_auth_request(frame.raw)
             return []
         head = self._units[0] if self._units else self._early
-        head.started = head.started or frame.at  # for _early, the first byte that came
+        if head is self._early and not head.response:
+            head.started = frame.at
         doc = decode_message(frame.raw, frontend=False, formats=head.formats)
         head.response.append(doc)
         head.raw += frame.raw

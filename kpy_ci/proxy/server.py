@@ -22,6 +22,7 @@ from kpy_ci.protocols.registry import sniff
 from kpy_ci.recording import Recording, Tap
 
 CHUNK = 256 * 1024
+CLOSE_SECONDS = 5.0
 FIRST_BYTES_SECONDS = 0.5  # a client silent this long waits for a server-first protocol
 T = TypeVar("T")
 Lookup = Callable[[tuple[str, int]], Address | None]
@@ -36,6 +37,7 @@ class ProxyLoop:
         self._thread.start()
         self._servers: list[asyncio.base_events.Server] = []
         self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -65,23 +67,29 @@ class ProxyLoop:
     ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
         async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             self._writers.add(writer)
+            task = asyncio.current_task()
+            if task is not None:
+                self._tasks.add(task)
             try:
                 await handler(reader, writer)
             finally:
                 self._writers.discard(writer)
+                self._tasks.discard(task)
                 writer.close()
 
         return run
 
     def close(self) -> None:
-        """Stop listening, close every connection, stop the loop."""
+        """Stop listening, close every connection, let each handler finish (so what its
+        connection carried reaches the recording), stop the loop."""
 
         async def stop() -> None:
             for server in self._servers:
                 server.close()
             for writer in list(self._writers):
                 writer.close()
-            await asyncio.sleep(0)
+            if self._tasks:
+                await asyncio.wait(list(self._tasks), timeout=CLOSE_SECONDS)
 
         if self._thread.is_alive():
             with contextlib.suppress(Exception):
