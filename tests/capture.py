@@ -50,6 +50,14 @@ class CaptureRelay:
         for thread in [self._accepter, *self._threads]:
             thread.join(10)
 
+    def wait_closed(self, timeout: float = 30.0) -> None:
+        """Until every connection has been closed on both sides and all of it was read."""
+        deadline = time.monotonic() + timeout
+        while any(t.is_alive() for t in self._threads):
+            if time.monotonic() > deadline:
+                raise AssertionError("connections through the relay stay open")
+            time.sleep(0.01)
+
     def _accept(self) -> None:
         self.listener.settimeout(0.05)
         while not self._stop.is_set():

@@ -29,12 +29,18 @@ def free_port(family: socket.AddressFamily = socket.AF_INET, kind: int = socket.
         return int(s.getsockname()[1])
 
 
-def kpy_programs() -> list[str]:
-    """Names of kpy's BPF programs loaded in the kernel now."""
-    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, check=True)
-    return [
-        p.get("name", "") for p in json.loads(out.stdout) if p.get("name", "").startswith("kpy_")
-    ]
+def own_bpf_objects() -> list[str]:
+    """The BPF programs, maps and links this process holds, from its fds' fdinfo: after
+    every session has closed, there must be none (other processes' kpy runs are theirs)."""
+    held = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            info = (Path("/proc/self/fdinfo") / fd.name).read_text()
+        except OSError:
+            continue
+        if "prog_id:" in info or "map_id:" in info or "link_id:" in info:
+            held.append(f"fd {fd.name}: {info.splitlines()[-1]}")
+    return held
 
 
 def attached(group: Path) -> list[int]:
@@ -71,9 +77,9 @@ def wait_until(predicate, timeout: float = 5.0, what: str = "condition"):  # typ
 
 
 def no_kpy_left() -> None:
-    """Nothing of kpy's is attached or loaded, and no kpy cgroup is left."""
-    wait_until(lambda: not kpy_programs(), what=f"kpy programs to unload: {kpy_programs()}")
-    assert kpy_cgroups() == []
+    """This process holds no BPF object, and no kpy cgroup outlived its kpy."""
+    wait_until(lambda: not own_bpf_objects(), what=f"BPF objects to close: {own_bpf_objects()}")
+    assert leftover_cgroups() == []
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -99,6 +105,13 @@ def listener() -> Iterator[socket.socket]:
 def postgres() -> Iterator[Postgres]:
     """A real PostgreSQL server on a loopback port, for the whole run."""
     with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_tls() -> Iterator[Postgres]:
+    """A real PostgreSQL server that offers TLS."""
+    with postgres_server(tls=True) as server:
         yield server
 
 

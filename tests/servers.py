@@ -73,9 +73,10 @@ def _as_postgres(*argv: str) -> list[str]:
 
 
 @contextmanager
-def postgres_server() -> Iterator[Postgres]:
+def postgres_server(tls: bool = False) -> Iterator[Postgres]:
     """initdb, configure the three auth methods, start; stop and remove on exit. Its files
-    live in a directory of its own that the postgres user can reach."""
+    live in a directory of its own that the postgres user can reach. With ``tls``, the
+    server offers TLS (a self-signed certificate), as most real ones do."""
     workdir = Path(tempfile.mkdtemp(prefix="kpy-test-pg-"))
     data = workdir / "pgdata"
     shutil.chown(workdir, "postgres")
@@ -93,6 +94,31 @@ def postgres_server() -> Iterator[Postgres]:
         "host all all 127.0.0.1/32 scram-sha-256\n"
     )
     options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={workdir}"
+    if tls:
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                str(data / "server.key"),
+                "-out",
+                str(data / "server.crt"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        for name in ("server.key", "server.crt"):
+            shutil.chown(data / name, "postgres")
+            (data / name).chmod(0o600)
+        options += " -c ssl=on"
     subprocess.run(
         _as_postgres(
             pg_bin("pg_ctl"),
@@ -109,35 +135,35 @@ def postgres_server() -> Iterator[Postgres]:
         capture_output=True,
     )
     try:
-        sql = (
-            f"SET password_encryption = 'scram-sha-256';"
-            f"CREATE ROLE kpy LOGIN SUPERUSER PASSWORD '{PG_PASSWORD}';"
-            f"SET password_encryption = 'md5';"
-            f"CREATE ROLE kpy_md5 LOGIN SUPERUSER PASSWORD '{PG_PASSWORD}';"
-            "CREATE ROLE kpy_trust LOGIN SUPERUSER;"
-            "CREATE DATABASE kpy OWNER kpy;"
-        )
-        for statement in sql.split(";"):
-            if statement:
-                subprocess.run(
-                    [
-                        pg_bin("psql"),
-                        "-h",
-                        str(workdir),
-                        "-p",
-                        str(port),
-                        "-U",
-                        "postgres",
-                        "-d",
-                        "postgres",
-                        "-v",
-                        "ON_ERROR_STOP=1",
-                        "-qc",
-                        statement,
-                    ],
-                    check=True,
-                    capture_output=True,
-                )
+        # each statement in its own psql -c would lose the SET: one session each
+        statements = [
+            f"SET password_encryption = 'scram-sha-256'; "
+            f"CREATE ROLE kpy LOGIN SUPERUSER PASSWORD '{PG_PASSWORD}'",
+            f"SET password_encryption = 'md5'; "
+            f"CREATE ROLE kpy_md5 LOGIN SUPERUSER PASSWORD '{PG_PASSWORD}'",
+            "CREATE ROLE kpy_trust LOGIN SUPERUSER",
+            "CREATE DATABASE kpy OWNER kpy",
+        ]
+        for statement in statements:
+            subprocess.run(
+                [
+                    pg_bin("psql"),
+                    "-h",
+                    str(workdir),
+                    "-p",
+                    str(port),
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-qc",
+                    statement,
+                ],
+                check=True,
+                capture_output=True,
+            )
         yield Postgres(port)
     finally:
         subprocess.run(

@@ -355,6 +355,21 @@ def encode_response(response: Doc) -> bytes:
     return b"".join(encode_message(message) for message in response["messages"])
 
 
+def answer_locally(first: bytes) -> tuple[int, bytes] | None:
+    """SSLRequest and GSSENCRequest are kpy's to answer: 'N' (no encryption), so a client in
+    ``sslmode=prefer`` (libpq's default) goes on in plain text, which kpy can record, even
+    when the real server offers TLS. A client that requires TLS then fails, clearly."""
+    if len(first) >= 8 and first[4:8] in _ENCRYPTION_CODES and first[:4] == b"\0\0\0\x08":
+        return 8, b"N"
+    return None
+
+
+_ENCRYPTION_CODES = {struct.pack(">I", SSL_REQUEST), struct.pack(">I", GSSENC_REQUEST)}
+
 PROTOCOL = Protocol(
-    name="postgres", sniff=sniff, recorder=PostgresRecorder, encode_response=encode_response
+    name="postgres",
+    sniff=sniff,
+    recorder=PostgresRecorder,
+    encode_response=encode_response,
+    answer_locally=answer_locally,
 )

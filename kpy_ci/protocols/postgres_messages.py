@@ -275,7 +275,7 @@ def decode_message(raw: bytes, frontend: bool, formats: Sequence[int] = ()) -> D
             raise _Malformed("trailing bytes")
         if encode_message(doc) == raw:
             return doc
-    except (_Malformed, struct.error, UnicodeDecodeError, ValueError):
+    except (_Malformed, struct.error, ValueError):  # not as its type says: keep it whole
         pass
     return {"type": name, **_b64(raw[5:])}
 

@@ -73,6 +73,24 @@ def test_psql_and_pgbench_through_the_proxy(postgres: Postgres) -> None:
     assert sum(1 for r in recorded if "select current_user" in str(r.exchange.request)) == 3
 
 
+def test_postgres_tls_offered_goes_on_in_plain_text_through_kpy(postgres_tls: Postgres) -> None:
+    """kpy answers SSLRequest 'N' itself, so a client in sslmode=prefer (libpq's default)
+    is recorded even though the server offers TLS; one that requires TLS fails, clearly."""
+    query = ["psql", "-XAtc", "select ssl from pg_stat_ssl where pid = pg_backend_pid()"]
+    prefer = postgres_tls.env() | {"PGSSLMODE": "prefer"}
+    direct = subprocess.run(query, env=os.environ | prefer, capture_output=True, text=True)
+    assert direct.stdout == "t\n", direct.stderr  # the server does offer TLS
+    with recording_session() as (session, recording):
+        through_kpy = run(session, query, prefer)
+        required = run(session, query, postgres_tls.env() | {"PGSSLMODE": "require"})
+    assert (through_kpy.returncode, through_kpy.stdout) == (0, "f\n"), through_kpy.stderr
+    assert required.returncode != 0 and "SSL" in required.stderr
+    recorded = recording.finish()
+    assert_byte_exact(recorded)
+    startup = next(r.exchange for r in recorded if r.exchange.reusable)
+    assert startup.request["ssl_requested"] is True
+
+
 def test_redis_cli_through_the_proxy(redis: Redis) -> None:
     assert redis.password
     with recording_session() as (session, recording):
