@@ -251,9 +251,7 @@ def _write(recording: Recording, opts: RecordOptions, interrupted: str | None) -
     meta = {
         "name": name,
         "recorded_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": opts.command,
         "port": opts.port,
-        "traffic": opts.traffic,
         "complete": interrupted is None,
         "interrupted": interrupted,
         "tests": len(tests),

@@ -136,11 +136,21 @@ def test_record_the_shop(postgres: Postgres, redis: Redis, tmp_path: Path, dns: 
     assert leftover_cgroups() == []
 
 
+COOKIE = "session-cookie-S3cret-for-tests"
+BEARER = "bearer-token-S3cret-for-tests"
+
+
 def test_no_secret_reaches_disk(
     postgres: Postgres, redis: Redis, tmp_path: Path, dns: DnsServer
 ) -> None:
     reset(postgres, redis)
     out = tmp_path / "kpy"
+    # the shop's traffic, then a client that sends a cookie and a bearer token of its own
+    with_credentials = (
+        f'{TRAFFIC} && {sys.executable} -c "import os, urllib.request as u; '
+        "u.urlopen(u.Request(os.environ['BASE_URL'] + '/health', headers={"
+        f"'Cookie': 'session={COOKIE}', 'Authorization': 'Bearer {BEARER}'}})).read()\""
+    )
     with rates_service(tmp_path) as rates_port:
         argv, env, _ = kpy_record(
             postgres,
@@ -148,15 +158,15 @@ def test_no_secret_reaches_disk(
             rates_port,
             out,
             "--traffic",
-            TRAFFIC,
+            with_credentials,
             "--dns-upstream",
             f"127.0.0.1:{dns.port}",
         )
         done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     written = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
-    assert written
-    for secret in (PG_PASSWORD, REDIS_PASSWORD, RATES_TOKEN):
+    assert b"Cookie" in written and b"Authorization" in written  # the headers were recorded
+    for secret in (PG_PASSWORD, REDIS_PASSWORD, RATES_TOKEN, COOKIE, BEARER):
         assert secret.encode() not in written, secret
 
 
