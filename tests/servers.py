@@ -82,7 +82,19 @@ def postgres_server(tls: bool = False) -> Iterator[Postgres]:
     shutil.chown(workdir, "postgres")
     port = free_port()
     subprocess.run(
-        _as_postgres(pg_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"),
+        # UTF8 whatever the machine's locale (a bare one gives SQL_ASCII)
+        _as_postgres(
+            pg_bin("initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ),
         check=True,
         capture_output=True,
     )

@@ -27,7 +27,9 @@ rates_token=demo-token-$RANDOM$RANDOM
 echo "demo: PostgreSQL on 127.0.0.1:$pg_port, Redis on :$redis_port, rates API on :$rates_port"
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 chown postgres "$work"
-runuser -u postgres -- "$pgbin/initdb" -D "$work/pg" -U postgres -A trust >/dev/null
+# UTF8 whatever the machine's locale: a bare machine would give SQL_ASCII, whose text psycopg
+# returns as bytes
+runuser -u postgres -- "$pgbin/initdb" -D "$work/pg" -U postgres -A trust -E UTF8 --locale=C >/dev/null
 echo "host all all 127.0.0.1/32 scram-sha-256" > "$work/pg/pg_hba.conf"
 echo "local all postgres trust" >> "$work/pg/pg_hba.conf"
 runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w \
