@@ -233,9 +233,9 @@ def _stop(service: subprocess.Popen[Any]) -> None:
 
 
 def _write(recording: Recording, opts: RecordOptions, interrupted: str | None) -> RecordResult:
-    recorded = recording.finish()
+    recording.finish()
     t0 = recording.started
-    inbound = sorted((r for r in recorded if r.direction == "inbound"), key=_start)
+    inbound = sorted(recording.inbound, key=_start)
     for r in inbound:
         if r.exchange.protocol != "http":
             recording.warnings.append(
@@ -243,11 +243,12 @@ def _write(recording: Recording, opts: RecordOptions, interrupted: str | None) -
                 "it is not a test case"
             )
     inbound = [r for r in inbound if r.exchange.protocol == "http"]
-    outbound = sorted((r for r in recorded if r.direction == "outbound"), key=_start)
     name = opts.set_name or testset.next_set_name(opts.path)
     chain = redact.filters(opts.config)
-    tests = redact.apply_all(testset.test_documents(inbound, outbound, t0), chain)
-    mocks = redact.apply_all(testset.mock_documents(outbound, t0), chain)
+    tests = testset.test_documents(inbound, recording.outbound_started, t0)
+    tests = list(redact.apply_all(tests, chain))
+    mocks = redact.apply_all(testset.mock_documents(recording.outbound(), t0), chain)
+    count = len(recording.outbound_started)
     meta = {
         "name": name,
         "recorded_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -255,11 +256,14 @@ def _write(recording: Recording, opts: RecordOptions, interrupted: str | None) -
         "complete": interrupted is None,
         "interrupted": interrupted,
         "tests": len(tests),
-        "mocks": len(mocks),
+        "mocks": count,
         "warnings": recording.warnings,
     }
-    path = testset.write_test_set(opts.path, name, tests, mocks, meta)
-    return RecordResult(path, len(tests), len(mocks), interrupted, recording.warnings)
+    try:
+        path = testset.write_test_set(opts.path, name, tests, mocks, meta)
+    finally:
+        recording.close()
+    return RecordResult(path, len(tests), count, interrupted, recording.warnings)
 
 
 def _start(r: Any) -> tuple[int, int, int]:

@@ -9,9 +9,13 @@ dropped silently.
 
 from __future__ import annotations
 
-import queue
+import collections
+import os
+import pickle
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -46,14 +50,20 @@ class _Connection:
 
 @dataclass
 class Recording:
-    """Collects exchanges from every connection of a recording, in a worker thread."""
+    """Collects exchanges from every connection of a recording, in a worker thread.
+
+    Memory stays flat however long it records: outbound exchanges (the many) are spooled
+    to an unlinked temporary file as they complete, and only their start times stay in
+    memory (to attribute them to tests); inbound ones (test cases) are kept."""
 
     started: int = field(default_factory=time.monotonic_ns)
-    recorded: list[Recorded] = field(default_factory=list)
+    inbound: list[Recorded] = field(default_factory=list)
+    outbound_started: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._queue: queue.SimpleQueue[tuple[int, Side, bytes, int] | None] = queue.SimpleQueue()
+        self._spool = tempfile.TemporaryFile(prefix="kpy-outbound-")  # noqa: SIM115  (closed by close())
+        self._queue = Chunks()
         self._connections: dict[int, _Connection] = {}
         self._next_id = 0
         self._lock = threading.Lock()
@@ -71,19 +81,42 @@ class Recording:
         """An exchange that is a connection of its own (a DNS query and its answer)."""
         with self._lock:
             self._next_id += 1
-            self.recorded.append(Recorded(exchange, "outbound", self._next_id, 1, destination))
+            connection = self._next_id
+        self._store(Recorded(exchange, "outbound", connection, 1, destination))
 
     def warn(self, message: str) -> None:
         """Kept for the test-set and said at the end, once."""
         with self._lock:
             self.warnings.append(message)
 
-    def finish(self, timeout: float = 60.0) -> list[Recorded]:
-        """Let the worker drain what was queued; the exchanges, in the order they ended."""
+    def finish(self, timeout: float = 60.0) -> None:
+        """Let the worker drain what was queued."""
         self._queue.put(None)
         self._worker.join(timeout)
+
+    def outbound(self) -> Iterator[Recorded]:
+        """The outbound exchanges, in the order they completed, read back from the spool
+        one at a time (through a file description of its own, so its offset is ours)."""
         with self._lock:
-            return sorted(self.recorded, key=lambda r: (r.exchange.ended, r.connection))
+            self._spool.flush()
+        with open(f"/proc/self/fd/{self._spool.fileno()}", "rb") as spool:
+            while True:
+                try:
+                    yield pickle.load(spool)
+                except EOFError:
+                    return
+
+    def close(self) -> None:
+        self._spool.close()
+
+    def _store(self, recorded: Recorded) -> None:
+        with self._lock:
+            if recorded.direction == "inbound":
+                self.inbound.append(recorded)
+            else:
+                self._spool.seek(0, os.SEEK_END)
+                pickle.dump(recorded, self._spool, protocol=pickle.HIGHEST_PROTOCOL)
+                self.outbound_started.append(recorded.exchange.started)
 
     def _work(self) -> None:
         while (item := self._queue.get()) is not None:
@@ -113,9 +146,7 @@ class Recording:
                 "did not re-encode to the bytes the server sent; kept the bytes as 'raw'"
             )
         conn.count += 1
-        recorded = Recorded(exchange, conn.direction, conn.id, conn.count, conn.destination)
-        with self._lock:
-            self.recorded.append(recorded)
+        self._store(Recorded(exchange, conn.direction, conn.id, conn.count, conn.destination))
 
 
 def _feed(recorder: Recorder, side: Side, data: bytes, at: int) -> list[Exchange]:
@@ -131,7 +162,7 @@ class Tap:
     """The proxy's handle on one connection: cheap calls, safe from the event loop."""
 
     id: int
-    _queue: queue.SimpleQueue[tuple[int, Side, bytes, int] | None]
+    _queue: Chunks
 
     def client(self, data: bytes) -> None:
         self._queue.put((self.id, "client", data, time.monotonic_ns()))
@@ -141,3 +172,37 @@ class Tap:
 
     def close(self) -> None:
         self._queue.put((self.id, "close", b"", time.monotonic_ns()))
+
+
+Item = tuple[int, Side, bytes, int] | None
+
+
+class Chunks:
+    """Chunks on their way from the proxy to the recorder thread, bounded in bytes: should
+    the recorder fall this far behind, the proxy waits for it (backpressure on the
+    service's connections) rather than pile up copies without limit."""
+
+    LIMIT = 64 * 1024 * 1024
+
+    def __init__(self) -> None:
+        self._items: collections.deque[Item] = collections.deque()
+        self._bytes = 0
+        self._ready = threading.Condition()
+
+    def put(self, item: Item) -> None:
+        size = len(item[2]) if item is not None else 0
+        with self._ready:
+            while self._bytes > self.LIMIT:
+                self._ready.wait()
+            self._items.append(item)
+            self._bytes += size
+            self._ready.notify_all()
+
+    def get(self) -> Item:
+        with self._ready:
+            while not self._items:
+                self._ready.wait()
+            item = self._items.popleft()
+            self._bytes -= len(item[2]) if item is not None else 0
+            self._ready.notify_all()
+            return item

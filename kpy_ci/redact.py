@@ -4,7 +4,7 @@ carries (passwords, SASL, AUTH, Authorization and cookies); these add what kpy.y
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from kpy_ci.config import Config
@@ -50,7 +50,9 @@ def filters(config: Config) -> list[Filter]:
     return chain
 
 
-def apply_all(docs: list[dict[str, Any]], chain: list[Filter]) -> list[dict[str, Any]]:
-    for f in chain:
-        docs = [f(doc) for doc in docs]
-    return docs
+def apply_all(docs: Iterable[dict[str, Any]], chain: list[Filter]) -> Iterator[dict[str, Any]]:
+    """Each document through every filter, one document at a time."""
+    for doc in docs:
+        for f in chain:
+            doc = f(doc)
+        yield doc

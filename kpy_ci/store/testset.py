@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,40 +36,37 @@ def _seconds(at: int, t0: int) -> float:
     return round((at - t0) / 1e9, 6)
 
 
-def mock_documents(outbound: Sequence[Recorded], t0: int) -> list[dict[str, Any]]:
-    docs = []
+def mock_documents(outbound: Iterable[Recorded], t0: int) -> Iterator[dict[str, Any]]:
+    """Mock documents, numbered from 1 in the order given, one at a time."""
     for n, r in enumerate(outbound, 1):
         ex = r.exchange
-        docs.append(
-            document(
-                "Mock",
-                {
-                    "name": f"mock-{n}",
-                    "protocol": ex.protocol,
-                    "destination": str(r.destination),
-                    "connection": r.connection,
-                    "order": r.order,
-                    "reusable": ex.reusable,
-                    "started": _seconds(ex.started, t0),
-                    "ended": _seconds(ex.ended, t0),
-                    "request": ex.request,
-                    "response": ex.response,
-                },
-            )
+        yield document(
+            "Mock",
+            {
+                "name": f"mock-{n}",
+                "protocol": ex.protocol,
+                "destination": str(r.destination),
+                "connection": r.connection,
+                "order": r.order,
+                "reusable": ex.reusable,
+                "started": _seconds(ex.started, t0),
+                "ended": _seconds(ex.ended, t0),
+                "request": ex.request,
+                "response": ex.response,
+            },
         )
-    return docs
 
 
-def mocks_used(test: Recorded, outbound: Sequence[Recorded]) -> list[int]:
-    """Indexes (from 1) of the mocks that started while the test's request was being
+def mocks_used(test: Recorded, outbound_started: Sequence[int]) -> list[int]:
+    """Numbers (from 1) of the mocks that started while the test's request was being
     served. Requests served at once share the mocks of their overlap: replay must not
     depend on attribution being perfect, only on it never missing one."""
     t = test.exchange
-    return [n for n, r in enumerate(outbound, 1) if t.started <= r.exchange.started <= t.ended]
+    return [n for n, at in enumerate(outbound_started, 1) if t.started <= at <= t.ended]
 
 
 def test_documents(
-    inbound: Sequence[Recorded], outbound: Sequence[Recorded], t0: int
+    inbound: Sequence[Recorded], outbound_started: Sequence[int], t0: int
 ) -> list[dict[str, Any]]:
     docs = []
     for k, r in enumerate(inbound, 1):
@@ -83,7 +80,7 @@ def test_documents(
                     "ended": _seconds(ex.ended, t0),
                     "request": ex.request,
                     "response": ex.response,
-                    "mocks": [f"mock-{n}" for n in mocks_used(r, outbound)],
+                    "mocks": [f"mock-{n}" for n in mocks_used(r, outbound_started)],
                 },
             )
         )
@@ -94,7 +91,7 @@ def write_test_set(
     root: Path,
     name: str,
     tests: list[dict[str, Any]],
-    mocks: list[dict[str, Any]],
+    mocks: Iterable[dict[str, Any]],
     meta: dict[str, Any],
 ) -> Path:
     """Write the set atomically; the final path."""
@@ -105,7 +102,9 @@ def write_test_set(
         (building / "tests").mkdir()
         for doc in tests:
             (building / "tests" / f"{doc['name']}.yaml").write_text(dump(doc))
-        (building / "mocks.yaml").write_text(dump_all(mocks))
+        with open(building / "mocks.yaml", "w") as out:
+            for doc in mocks:  # one at a time: a set may hold more mocks than fit in memory
+                out.write(dump_all([doc]))
         (building / "test-set.yaml").write_text(dump(document("TestSet", meta)))
         _fsync_tree(building)
         building.chmod(0o755)

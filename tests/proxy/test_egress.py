@@ -66,7 +66,8 @@ def test_psql_and_pgbench_through_the_proxy(postgres: Postgres) -> None:
             session, ["pgbench", "-S", "-t", "50", "-c", "2", "-M", "extended"], postgres.env()
         )
         assert bench.returncode == 0, bench.stderr
-    recorded = recording.finish()
+    recording.finish()
+    recorded = list(recording.outbound())
     assert {r.exchange.protocol for r in recorded} == {"postgres"}
     assert recording.warnings == []
     assert_byte_exact(recorded)
@@ -85,7 +86,8 @@ def test_postgres_tls_offered_goes_on_in_plain_text_through_kpy(postgres_tls: Po
         required = run(session, query, postgres_tls.env() | {"PGSSLMODE": "require"})
     assert (through_kpy.returncode, through_kpy.stdout) == (0, "f\n"), through_kpy.stderr
     assert required.returncode != 0 and "SSL" in required.stderr
-    recorded = recording.finish()
+    recording.finish()
+    recorded = list(recording.outbound())
     assert_byte_exact(recorded)
     startup = next(r.exchange for r in recorded if r.exchange.reusable)
     assert startup.request["ssl_requested"] is True
@@ -116,7 +118,8 @@ def test_redis_cli_through_the_proxy(redis: Redis) -> None:
             {},
         )
         assert bench.returncode == 0, bench.stderr
-    recorded = recording.finish()
+    recording.finish()
+    recorded = list(recording.outbound())
     assert {r.exchange.protocol for r in recorded} == {"redis"}
     assert_byte_exact(recorded)
     assert redis.password not in str([r.exchange.request for r in recorded])
