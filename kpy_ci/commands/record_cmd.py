@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from kpy_ci.commands.run_cmd import address_option, passthrough_rules
+from kpy_ci.commands.run_cmd import address_option, passthrough_rules, resolv_conf_option
 from kpy_ci.config import load as load_config
 from kpy_ci.errors import UsageError
 from kpy_ci.record import RecordOptions
@@ -47,13 +47,9 @@ from kpy_ci.record import record as record_service
 @click.option(
     "--passthrough",
     multiple=True,
-    help="ADDRESS[/BITS] or HOST:PORT the service reaches directly, unrecorded.",
+    help="ADDRESS[/BITS] or IP:PORT the service reaches directly, unrecorded.",
 )
-@click.option(
-    "--resolv-conf",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A resolv.conf the service sees at /etc/resolv.conf.",
-)
+@resolv_conf_option
 def record(
     command: str,
     port: int,

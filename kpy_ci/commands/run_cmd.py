@@ -73,6 +73,13 @@ def passthrough_rules(values: tuple[str, ...]) -> list[tuple[str, int]]:
     return rules
 
 
+resolv_conf_option = click.option(
+    "--resolv-conf",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A resolv.conf the command sees at /etc/resolv.conf (in its own mount namespace).",
+)
+
+
 @click.command(context_settings={"ignore_unknown_options": False})
 @click.option("-c", "--command", "command", required=True, help="Shell command to run.")
 @click.option("--proxy", help="HOST:PORT where the command's TCP connections go.")
@@ -85,12 +92,8 @@ def passthrough_rules(values: tuple[str, ...]) -> list[tuple[str, int]]:
     help="PUBLIC:INTERNAL: the command's bind() of PUBLIC moves to INTERNAL, and kpy relays "
     "127.0.0.1:PUBLIC to it.",
 )
-@click.option("--passthrough", multiple=True, help="ADDRESS[/BITS] or HOST:PORT left alone.")
-@click.option(
-    "--resolv-conf",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A resolv.conf the command sees at /etc/resolv.conf.",
-)
+@click.option("--passthrough", multiple=True, help="ADDRESS[/BITS] or IP:PORT left alone.")
+@resolv_conf_option
 def run(
     command: str,
     proxy: str | None,

@@ -189,10 +189,11 @@ class Egress:
 
 
 class Ingress:
-    """On the service's public port: relay to where the service really listens, and record
-    each HTTP exchange as a test case."""
+    """On the service's public port: relay to where the service really listens (the first
+    of ``targets`` that accepts: it may have bound IPv4, IPv6 or both) and, when recording,
+    record each HTTP exchange as a test case."""
 
-    def __init__(self, recording: Recording, targets: list[Address]) -> None:
+    def __init__(self, recording: Recording | None, targets: list[Address]) -> None:
         self.recording = recording
         self.targets = targets
 
@@ -204,7 +205,10 @@ class Ingress:
             except OSError:
                 continue
         else:
-            self.recording.warn(f"the service did not accept a connection on {self.targets}")
+            if self.recording is not None:
+                self.recording.warn(f"the service did not accept a connection on {self.targets}")
             return
-        tap = self.recording.open(http.PROTOCOL, "inbound", self.targets[0])
+        tap = None
+        if self.recording is not None:
+            tap = self.recording.open(http.PROTOCOL, "inbound", self.targets[0])
         await splice((reader, writer), upstream, tap)
