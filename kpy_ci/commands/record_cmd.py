@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from kpy_ci.commands.run_cmd import address_option, passthrough_rules, resolv_conf_option
+from kpy_ci.config import Config
 from kpy_ci.config import load as load_config
 from kpy_ci.errors import UsageError
 from kpy_ci.record import RecordOptions
@@ -77,9 +78,17 @@ def record(
         set_name=set_name,
         duration=duration,
         dns_upstream=address_option(dns_upstream, "--dns-upstream", version=None),
-        passthrough=passthrough_rules(passthrough + config.passthrough),
+        passthrough=passthrough_rules(passthrough) + _configured_passthrough(config),
         config=config,
         resolv_conf=resolv_conf,
     )
     record_service(options, sys.stderr)
     return 0
+
+
+def _configured_passthrough(config: Config) -> list[tuple[str, int]]:
+    """kpy.yml's passthrough rules; a bad one names the file and the field."""
+    try:
+        return passthrough_rules(config.passthrough)
+    except UsageError as e:
+        raise UsageError(f"{config.source}: passthrough: {str(e).partition(': ')[2]}") from None
