@@ -1,17 +1,14 @@
-"""What a recording collects, off the event loop.
-
-The proxy only copies each chunk it relays into a queue (``Tap``); a worker thread feeds the
-chunks to each connection's protocol recorder, checks that every reply re-encodes to the
-bytes the server sent, and keeps the exchanges in order. A connection whose bytes stop
-making sense to its protocol goes on as generic TCP from there, with a warning: nothing is
-dropped silently.
+"""What a recording collects: the proxy captures chunks while the service runs; at the
+end they are decoded by each connection's protocol recorder, every reply is checked to
+re-encode to the bytes the server sent, and the exchanges are kept in order. A connection
+whose bytes stop making sense to its protocol goes on as generic TCP from there, with a
+warning: nothing is dropped silently.
 """
 
 from __future__ import annotations
 
-import collections
-import os
 import pickle
+import struct
 import tempfile
 import threading
 import time
@@ -50,11 +47,15 @@ class _Connection:
 
 @dataclass
 class Recording:
-    """Collects exchanges from every connection of a recording, in a worker thread.
+    """Capture now, decode later.
 
-    Memory stays flat however long it records: outbound exchanges (the many) are spooled
-    to an unlinked temporary file as they complete, and only their start times stay in
-    memory (to attribute them to tests); inbound ones (test cases) are kept."""
+    While the service runs, each chunk the proxy relays is only appended, with its
+    connection and time, to an unlinked temporary file (the capture): nothing decodes while
+    the relay works, so the two do not take turns on the interpreter, and memory stays flat
+    however long it records. ``finish()`` then feeds the chunks, in order, to each
+    connection's protocol recorder: inbound exchanges (test cases) are kept in memory,
+    outbound ones (mocks, the many) go to a second temporary file, with only their start
+    times kept (to attribute them to tests)."""
 
     started: int = field(default_factory=time.monotonic_ns)
     inbound: list[Recorded] = field(default_factory=list)
@@ -62,20 +63,26 @@ class Recording:
     warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._spool = tempfile.TemporaryFile(prefix="kpy-outbound-")  # noqa: SIM115  (closed by close())
-        self._queue = Chunks()
+        # both unlinked at once and closed by close(): nothing of them stays on disk
+        self._capture = tempfile.TemporaryFile(prefix="kpy-capture-")  # noqa: SIM115
+        self._spool = tempfile.TemporaryFile(prefix="kpy-outbound-")  # noqa: SIM115
         self._connections: dict[int, _Connection] = {}
         self._next_id = 0
         self._lock = threading.Lock()
-        self._worker = threading.Thread(target=self._work, name="kpy-recorder", daemon=True)
-        self._worker.start()
 
     def open(self, protocol: Protocol, direction: Direction, destination: Address) -> Tap:
         with self._lock:
             self._next_id += 1
             conn = _Connection(self._next_id, protocol, direction, destination, protocol.recorder())
             self._connections[conn.id] = conn
-        return Tap(conn.id, self._queue)
+        return Tap(conn.id, self)
+
+    def capture(self, connection: int, side: Side, data: bytes) -> None:
+        """One chunk, as relayed (cheap: a header and the bytes, buffered)."""
+        header = _CHUNK.pack(connection, _SIDES.index(side), time.monotonic_ns(), len(data))
+        with self._lock:
+            self._capture.write(header)
+            self._capture.write(data)
 
     def add(self, exchange: Exchange, destination: Address) -> None:
         """An exchange that is a connection of its own (a DNS query and its answer)."""
@@ -89,14 +96,21 @@ class Recording:
         with self._lock:
             self.warnings.append(message)
 
-    def finish(self, timeout: float = 60.0) -> None:
-        """Let the worker drain what was queued."""
-        self._queue.put(None)
-        self._worker.join(timeout)
+    def finish(self) -> None:
+        """Decode everything captured, in the order it was relayed."""
+        with self._lock:
+            self._capture.flush()
+            self._capture.seek(0)
+            while header := self._capture.read(_CHUNK.size):
+                connection, side, at, size = _CHUNK.unpack(header)
+                self._decode(
+                    self._connections[connection], _SIDES[side], self._capture.read(size), at
+                )
+            self._capture.truncate(0)
 
     def outbound(self) -> Iterator[Recorded]:
-        """The outbound exchanges, in the order they completed, read back from the spool
-        one at a time (through a file description of its own, so its offset is ours)."""
+        """The outbound exchanges, in the order they completed, read back one at a time
+        (through a file description of its own, so its offset is ours)."""
         with self._lock:
             self._spool.flush()
         with open(f"/proc/self/fd/{self._spool.fileno()}", "rb") as spool:
@@ -107,46 +121,46 @@ class Recording:
                     return
 
     def close(self) -> None:
+        self._capture.close()
         self._spool.close()
 
     def _store(self, recorded: Recorded) -> None:
-        with self._lock:
-            if recorded.direction == "inbound":
-                self.inbound.append(recorded)
-            else:
-                self._spool.seek(0, os.SEEK_END)
-                pickle.dump(recorded, self._spool, protocol=pickle.HIGHEST_PROTOCOL)
-                self.outbound_started.append(recorded.exchange.started)
+        if recorded.direction == "inbound":
+            self.inbound.append(recorded)
+        else:
+            pickle.dump(recorded, self._spool, protocol=pickle.HIGHEST_PROTOCOL)
+            self.outbound_started.append(recorded.exchange.started)
 
-    def _work(self) -> None:
-        while (item := self._queue.get()) is not None:
-            conn_id, side, data, at = item
-            conn = self._connections[conn_id]
-            try:
-                exchanges = _feed(conn.recorder, side, data, at)
-            except Exception as e:  # a ProtocolError, or a bug: either way, keep recording
-                self.warn(
-                    f"connection {conn_id} to {conn.destination}: not {conn.protocol.name} "
-                    f"any more ({e!r}); recording the rest as generic TCP"
-                )
-                for exchange in getattr(e, "exchanges", []):
-                    self._keep(conn, exchange)
-                conn.protocol, conn.recorder = generic.PROTOCOL, generic.GenericRecorder()
-                exchanges = _feed(conn.recorder, side, data, at)
-            for exchange in exchanges:
+    def _decode(self, conn: _Connection, side: Side, data: bytes, at: int) -> None:
+        try:
+            exchanges = _feed(conn.recorder, side, data, at)
+        except Exception as e:  # a ProtocolError, or a bug: either way, keep recording
+            self.warnings.append(
+                f"connection {conn.id} to {conn.destination}: not {conn.protocol.name} "
+                f"any more ({e!r}); recording the rest as generic TCP"
+            )
+            for exchange in getattr(e, "exchanges", []):
                 self._keep(conn, exchange)
+            conn.protocol, conn.recorder = generic.PROTOCOL, generic.GenericRecorder()
+            exchanges = _feed(conn.recorder, side, data, at)
+        for exchange in exchanges:
+            self._keep(conn, exchange)
 
     def _keep(self, conn: _Connection, exchange: Exchange) -> None:
         raw = exchange.raw_response
         if raw and conn.protocol.encode_response(exchange.response) != raw:
             # a gap in kpy's decoding must not change what replay serves: keep the bytes
             exchange.response["raw"] = text_or_base64(raw)
-            self.warn(
+            self.warnings.append(
                 f"connection {conn.id} to {conn.destination}: a {conn.protocol.name} reply "
                 "did not re-encode to the bytes the server sent; kept the bytes as 'raw'"
             )
         conn.count += 1
         self._store(Recorded(exchange, conn.direction, conn.id, conn.count, conn.destination))
+
+
+_SIDES: tuple[Side, ...] = ("client", "server", "close")
+_CHUNK = struct.Struct("<IBQI")  # connection, side, time (ns), size
 
 
 def _feed(recorder: Recorder, side: Side, data: bytes, at: int) -> list[Exchange]:
@@ -162,47 +176,13 @@ class Tap:
     """The proxy's handle on one connection: cheap calls, safe from the event loop."""
 
     id: int
-    _queue: Chunks
+    _recording: Recording
 
     def client(self, data: bytes) -> None:
-        self._queue.put((self.id, "client", data, time.monotonic_ns()))
+        self._recording.capture(self.id, "client", data)
 
     def server(self, data: bytes) -> None:
-        self._queue.put((self.id, "server", data, time.monotonic_ns()))
+        self._recording.capture(self.id, "server", data)
 
     def close(self) -> None:
-        self._queue.put((self.id, "close", b"", time.monotonic_ns()))
-
-
-Item = tuple[int, Side, bytes, int] | None
-
-
-class Chunks:
-    """Chunks on their way from the proxy to the recorder thread, bounded in bytes: should
-    the recorder fall this far behind, the proxy waits for it (backpressure on the
-    service's connections) rather than pile up copies without limit."""
-
-    LIMIT = 64 * 1024 * 1024
-
-    def __init__(self) -> None:
-        self._items: collections.deque[Item] = collections.deque()
-        self._bytes = 0
-        self._ready = threading.Condition()
-
-    def put(self, item: Item) -> None:
-        size = len(item[2]) if item is not None else 0
-        with self._ready:
-            while self._bytes > self.LIMIT:
-                self._ready.wait()
-            self._items.append(item)
-            self._bytes += size
-            self._ready.notify_all()
-
-    def get(self) -> Item:
-        with self._ready:
-            while not self._items:
-                self._ready.wait()
-            item = self._items.popleft()
-            self._bytes -= len(item[2]) if item is not None else 0
-            self._ready.notify_all()
-            return item
+        self._recording.capture(self.id, "close", b"")

@@ -3,30 +3,23 @@ and read back in order; a decoder that fails does not lose the connection."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 from kpy_ci.ebpf.maps import Address
 from kpy_ci.protocols import generic
 from kpy_ci.protocols.base import Exchange, Protocol
-from kpy_ci.recording import Chunks, Recording
+from kpy_ci.recording import Recording
 
 
-def test_chunks_make_the_producer_wait_when_the_consumer_lags() -> None:
-    chunks = Chunks()
-    chunks.LIMIT = 10
-    done = threading.Event()
-
-    def produce() -> None:
-        for _ in range(3):
-            chunks.put((1, "client", b"x" * 8, 0))
-        done.set()
-
-    threading.Thread(target=produce, daemon=True).start()
-    time.sleep(0.2)
-    assert not done.is_set()  # 16 bytes queued, over the limit: the third put waits
-    assert chunks.get() == (1, "client", b"x" * 8, 0)
-    assert done.wait(5)
+def test_chunks_are_captured_now_and_decoded_at_the_end() -> None:
+    recording = Recording()
+    tap = recording.open(generic.PROTOCOL, "outbound", Address("127.0.0.1", 5))
+    tap.client(b"x" * 100_000)
+    tap.server(b"y")
+    tap.close()
+    assert recording.outbound_started == []  # nothing decoded while the relay works
+    recording.finish()
+    [r] = list(recording.outbound())
+    assert r.exchange.request == {"data": "x" * 100_000}
+    recording.close()
 
 
 def test_exchanges_are_spooled_and_read_back_in_order() -> None:
