@@ -52,22 +52,23 @@ def rates_service(tmp_path: Path) -> Iterator[int]:
 
 
 def kpy_record(
-    pg: Postgres, redis: Redis, rates_port: int, out: Path, *extra: str
-) -> tuple[list[str], dict[str, str], int]:
+    pg: Postgres,
+    redis: Redis,
+    rates_port: int,
+    out: Path,
+    dns: DnsServer,
+    traffic: str,
+    *extra: str,
+) -> tuple[list[str], dict[str, str]]:
+    """``kpy record`` of the shop, with ``traffic``, its DNS to the test's resolver."""
     app_port = free_port()
     env = child_env() | shop_env(pg, redis, app_port, rates_port)
     argv = [
-        *KPY,
-        "record",
-        "-c",
-        shlex.join(app_argv()),
-        "--port",
-        str(app_port),
-        "--path",
-        str(out),
+        *KPY, "record", "-c", shlex.join(app_argv()), "--port", str(app_port),
+        "--path", str(out), "--traffic", traffic, "--dns-upstream", f"127.0.0.1:{dns.port}",
         *extra,
-    ]
-    return argv, env, app_port
+    ]  # fmt: skip
+    return argv, env
 
 
 def load_set(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
@@ -101,16 +102,7 @@ def test_record_the_shop(postgres: Postgres, redis: Redis, tmp_path: Path, dns: 
     reset(postgres, redis)
     out = tmp_path / "kpy"
     with rates_service(tmp_path) as rates_port:
-        argv, env, _ = kpy_record(
-            postgres,
-            redis,
-            rates_port,
-            out,
-            "--traffic",
-            TRAFFIC,
-            "--dns-upstream",
-            f"127.0.0.1:{dns.port}",
-        )
+        argv, env = kpy_record(postgres, redis, rates_port, out, dns, TRAFFIC)
         done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     assert "wrote" in done.stderr
@@ -152,16 +144,7 @@ def test_no_secret_reaches_disk(
         f"'Cookie': 'session={COOKIE}', 'Authorization': 'Bearer {BEARER}'}})).read()\""
     )
     with rates_service(tmp_path) as rates_port:
-        argv, env, _ = kpy_record(
-            postgres,
-            redis,
-            rates_port,
-            out,
-            "--traffic",
-            with_credentials,
-            "--dns-upstream",
-            f"127.0.0.1:{dns.port}",
-        )
+        argv, env = kpy_record(postgres, redis, rates_port, out, dns, with_credentials)
         done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     written = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
@@ -176,18 +159,7 @@ def test_sigint_keeps_what_was_complete_and_the_previous_set(
     out = tmp_path / "kpy"
     with rates_service(tmp_path) as rates_port:
         reset(postgres, redis)
-        argv, env, _ = kpy_record(
-            postgres,
-            redis,
-            rates_port,
-            out,
-            "--set",
-            "smoke",
-            "--traffic",
-            TRAFFIC,
-            "--dns-upstream",
-            f"127.0.0.1:{dns.port}",
-        )
+        argv, env = kpy_record(postgres, redis, rates_port, out, dns, TRAFFIC, "--set", "smoke")
         first = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
         assert first.returncode == 0, first.stderr
         before = {p: p.read_bytes() for p in (out / "smoke").rglob("*") if p.is_file()}
@@ -199,18 +171,7 @@ def test_sigint_keeps_what_was_complete_and_the_previous_set(
             "[(urllib.request.urlopen(os.environ['BASE_URL'] + '/health').read(), time.sleep(0.2))"
             ' for _ in range(100)]"'
         )
-        argv, env, _ = kpy_record(
-            postgres,
-            redis,
-            rates_port,
-            out,
-            "--set",
-            "smoke2",
-            "--traffic",
-            slow,
-            "--dns-upstream",
-            f"127.0.0.1:{dns.port}",
-        )
+        argv, env = kpy_record(postgres, redis, rates_port, out, dns, slow, "--set", "smoke2")
         proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
         time.sleep(3)
         proc.send_signal(signal.SIGINT)
