@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kpy_ci.ebpf.maps import Address
+from kpy_ci.protocols.base import Exchange
+from kpy_ci.recording import Recorded
 from kpy_ci.store import testset
 from kpy_ci.store.serializer import document
 
@@ -59,3 +62,16 @@ def test_replacing_a_set_is_all_or_nothing(tmp_path: Path) -> None:
     testset.write_test_set(tmp_path, "smoke", tests, mocks, {})
     assert "/new" in (path / "tests" / "test-1.yaml").read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["smoke"]
+
+
+def test_mocks_are_attributed_by_time_window() -> None:
+    def test(started: int, ended: int) -> Recorded:
+        exchange = Exchange("http", {}, {}, started, ended)
+        return Recorded(exchange, "inbound", 1, 1, Address("127.0.0.1", 1))
+
+    # mock starts in the order they completed, not sorted
+    timeline = testset.MockTimeline([50, 10, 30, 30, 90, 20])
+    assert timeline.used_by(test(20, 30)) == [3, 4, 6]  # the mocks that started at 30, 30 and 20
+    assert timeline.used_by(test(10, 10)) == [2]
+    assert timeline.used_by(test(60, 80)) == []
+    assert timeline.used_by(test(0, 100)) == [1, 2, 3, 4, 5, 6]
