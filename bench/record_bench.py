@@ -64,6 +64,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # tests.servers, when run as bench/record_bench.py
 
+from children import run_to_end  # noqa: E402  (bench/, the script's own folder)
+
 from kpy_ci.ebpf import cgroup  # noqa: E402
 from kpy_ci.ebpf.maps import Address  # noqa: E402
 from kpy_ci.ebpf.session import Session, check_privileges  # noqa: E402
@@ -78,7 +80,6 @@ VARIANTS = ("direct", "relay", "splice", "kpy")
 PARTS = ("pgbench", "redis", "http", "latency", "memory")
 C_DEADLINE = 1800  # seconds: the C relay and server exit by themselves after this
 CHILD_SLACK = 60.0  # seconds a client may overrun its own duration before it is killed
-FINISH_TIMEOUT = 120.0  # seconds Recording.finish() may take to drain its backlog
 PG_SCALE = 10
 ALL_CPUS = sorted(os.sched_getaffinity(0))
 PLACEMENTS = {  # for the latency part: (CPU of the client and its relay, CPU of the server)
@@ -87,8 +88,6 @@ PLACEMENTS = {  # for the latency part: (CPU of the client and its relay, CPU of
 }
 REDIS_CLIENTS = 50  # redis-benchmark's default
 WRK_CONNECTIONS = 16
-
-Spawner = Callable[..., "subprocess.Popen[str]"]
 
 
 # --- processes ---------------------------------------------------------------------------
@@ -132,26 +131,6 @@ def c_server(argv: list[str]) -> Iterator[CProcess]:
         proc.wait(10)
 
 
-def run_client(spawn: Spawner, argv: list[str], env: dict[str, str], limit: float) -> str:
-    """A client to its end, within ``limit`` seconds; its stdout."""
-    proc = spawn(
-        argv,
-        env=os.environ | env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=limit)
-    except BaseException:  # a timeout or ^C: leave no client behind
-        proc.kill()
-        proc.wait()
-        raise
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: exit {proc.returncode}: {err.strip()[-2000:]}")
-    return out
-
-
 def cpu_ticks() -> tuple[int, int]:
     """All CPUs' (busy, total) ticks so far, from /proc/stat."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -188,7 +167,6 @@ class KpyRun:
     backlog_chunks: int = 0  # chunks still queued for the recorder when the client ended
     drain_s: float = 0.0  # Recording.finish() from the proxy's last connection's end
     warnings: int = 0
-    finished: bool = True  # the recorder drained within FINISH_TIMEOUT
 
 
 def thread_cpu(thread: threading.Thread) -> float:
@@ -208,8 +186,8 @@ def recording_session(
     recording = Recording() if record else None
     loop = ProxyLoop()
     if cpu is not None:
-        for thread in (loop._thread, getattr(recording, "_worker", None)):
-            if thread is not None and thread.native_id is not None:
+        for thread in (loop._thread,):
+            if thread.native_id is not None:
                 os.sched_setaffinity(thread.native_id, {cpu})
     session: Session | None = None
 
@@ -248,53 +226,36 @@ def settle(loop: ProxyLoop, timeout: float = 5.0) -> float:
     return time.perf_counter() - t0
 
 
-# The Recording's state, read only, through either of its shapes: every exchange in the
-# list ``recorded`` and a queue.SimpleQueue (as committed when this was written), or
-# outbound exchanges spooled to a file, ``inbound`` and ``outbound_started`` in memory and
-# a bounded ``Chunks`` queue (the shape then in progress).
+# The Recording's state, read only. Since it captures while the service runs and decodes in
+# finish(), nothing is queued behind a recorder thread: the backlog and recorder-CPU columns
+# (which told the cost of decoding live, before) are 0, and finish() is the decoding.
 
 
 def kept(recording: Recording) -> int:
     """How many exchanges the recording holds so far."""
-    if hasattr(recording, "recorded"):
-        return len(recording.recorded)
-    return len(getattr(recording, "inbound", ())) + len(getattr(recording, "outbound_started", ()))
+    return len(recording.inbound) + len(recording.outbound_started)
 
 
 def queued(recording: Recording) -> int:
-    """Chunks waiting for the recorder thread (none since decoding moved to finish())."""
-    chunks: Any = getattr(recording, "_queue", None)
-    if chunks is None:
-        return 0
-    return int(chunks.qsize()) if hasattr(chunks, "qsize") else len(chunks._items)
+    """Chunks waiting for a recorder thread: none, there is none."""
+    return 0
 
 
-def spooled_bytes(recording: Recording) -> int | None:
-    """The size of the recording's spool file, if it has one."""
-    files = [getattr(recording, name, None) for name in ("_spool", "_capture")]
-    sizes = [os.fstat(f.fileno()).st_size for f in files if f is not None and not f.closed]
-    return sum(sizes) if sizes else None
+def spooled_bytes(recording: Recording) -> int:
+    """The size of the recording's two temporary files (capture and decoded mocks)."""
+    files = (recording._capture, recording._spool)
+    return sum(os.fstat(f.fileno()).st_size for f in files if not f.closed)
 
 
 def drop(recording: Recording) -> None:
     """Let go of what the recording holds."""
-    if hasattr(recording, "recorded"):
-        recording.recorded.clear()
-    if hasattr(recording, "close"):
-        recording.close()
+    recording.close()
 
 
 def finish(recording: Recording, out: KpyRun) -> None:
-    out.backlog_chunks = queued(recording)  # how far behind the recorder is
-    worker = getattr(recording, "_worker", None)  # none since decoding moved to finish()
-    out.recorder_cpu_s = thread_cpu(worker) if worker is not None else 0.0
     t0 = time.perf_counter()
-    if worker is not None:
-        recording.finish(timeout=FINISH_TIMEOUT)  # type: ignore[call-arg]
-    else:
-        recording.finish()
+    recording.finish()
     out.drain_s = time.perf_counter() - t0
-    out.finished = worker is None or not worker.is_alive()
     out.exchanges = kept(recording)
     out.warnings = len(recording.warnings)
 
@@ -323,17 +284,17 @@ class Target:
             argv_for = lambda port: ["taskset", "-c", str(cpu), *client(port)]  # noqa: E731
         start = cpu_ticks()
         if variant == "direct":
-            out = run_client(subprocess.Popen, argv_for(self.port), env, limit)
+            out = run_to_end(subprocess.Popen, argv_for(self.port), limit, env)
             return out, {"busy": busy_since(start)}
         if variant == "relay":
             used = self.relay.cpu_s()
             os.sched_setaffinity(self.relay.pid, {cpu} if cpu is not None else ALL_CPUS)
-            out = run_client(subprocess.Popen, argv_for(self.relay.port), env, limit)
+            out = run_to_end(subprocess.Popen, argv_for(self.relay.port), limit, env)
             return out, {"relay_cpu_s": self.relay.cpu_s() - used, "busy": busy_since(start)}
         kpy = KpyRun()
         with recording_session(kpy, variant == "kpy", cpu) as (session, recording):
             start = cpu_ticks()
-            out = run_client(session.spawn, argv_for(self.port), env, limit)
+            out = run_to_end(session.spawn, argv_for(self.port), limit, env)
             busy = busy_since(start)
         if recording is not None:
             finish(recording, kpy)
@@ -400,7 +361,7 @@ def wrk(port: int, seconds: int) -> dict[str, Any]:
     argv = ["wrk", "-t", "1", "-c", str(WRK_CONNECTIONS), "-d", f"{seconds}s",
             f"http://127.0.0.1:{port}/items"]  # fmt: skip
     start = cpu_ticks()
-    out = run_client(subprocess.Popen, argv, {}, seconds + CHILD_SLACK)
+    out = run_to_end(subprocess.Popen, argv, seconds + CHILD_SLACK, {})
     busy = busy_since(start)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
     requests = int(re.search(r"(\d+) requests in", out)[1])  # type: ignore[index]
@@ -639,7 +600,7 @@ def sample_size(recording: Recording, n: int = 2000) -> float | None:
             s += sum(size(getattr(o, f)) for f in o.__dataclass_fields__)
         return s
 
-    last = list(getattr(recording, "recorded", ()))[-n:]
+    last = recording.inbound[-n:]  # the exchanges it keeps in memory (mocks are spooled)
     return sum(size(r) for r in last) / len(last) if last else None
 
 
@@ -702,8 +663,6 @@ def recorder_note(runs: Runs, per: str) -> str:
         note += f", {whole:,.0f} {'txn' if per == 'transactions' else 'req'}/s end to end"
     if warn := sum(r["kpy"]["warnings"] for r in runs):
         note += f", {warn} warnings"
-    if unfinished := sum(not r["kpy"]["finished"] for r in runs):
-        note += f", {unfinished} runs NOT drained in {FINISH_TIMEOUT:.0f} s"
     return note
 
 
@@ -892,7 +851,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 init = ["pgbench", "-i", "-q", "-s", str(PG_SCALE),
                         "-h", "127.0.0.1", "-p", str(pg.port)]  # fmt: skip
-                run_client(subprocess.Popen, init, pg.env(), 300)
+                run_to_end(subprocess.Popen, init, 300, pg.env())
                 progress(f"pgbench -i -s {PG_SCALE}: {time.perf_counter() - t0:.1f} s", {})
                 with c_server([str(tools["relay"]), "0", str(pg.port), deadline]) as relay:
                     target = Target(pg.port, relay)

@@ -24,10 +24,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from children import Spawner, run_to_end  # bench/, the script's own folder
 
 from kpy_ci.ebpf import cgroup, libbpf
 from kpy_ci.ebpf.session import PROGRAMS, Address, Session, bpf_object_path, check_privileges
@@ -39,8 +41,6 @@ SETTLE = 0.2  # seconds a session lives before the "settled" close()
 LOOKUPS = 2000
 VARIANTS = ("direct", "redirected", "excluded")
 PLACEMENTS = {"same": "one CPU", "split": "two CPUs"}  # dialler and listener on
-
-Spawner = Callable[..., "subprocess.Popen[str]"]
 
 
 def now() -> int:
@@ -97,22 +97,9 @@ def unused_port() -> Iterator[int]:
         yield s.getsockname()[1]
 
 
-def run_child(spawn: Spawner, args: list[str]) -> str:
-    proc = spawn(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = proc.communicate(timeout=CHILD_TIMEOUT)
-    except BaseException:  # a timeout or ^C: leave no dialler behind
-        proc.kill()
-        proc.wait()
-        raise
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)}: exit {proc.returncode}: {err.strip()}")
-    return out
-
-
 def dial(tool: Path, spawn: Spawner, port: int, count: int, cpu: int) -> dict[str, float]:
     """One child's connect() figures, in microseconds."""
-    out = run_child(spawn, [str(tool), "dial", str(port), str(count), str(cpu)])
+    out = run_to_end(spawn, [str(tool), "dial", str(port), str(count), str(cpu)], CHILD_TIMEOUT)
     median, p90, low, mean = (int(x) / 1000 for x in out.split())
     return {"median": median, "p90": p90, "min": low, "mean": mean}
 
@@ -210,7 +197,9 @@ def bench_connect(
 def bench_lookup(session: Session, tool: Path, unused: int) -> dict[str, float]:
     """original_destination() per call, in µs: a hit (which also deletes the entry), then a
     miss on the same, now absent, key."""
-    out = run_child(session.spawn, [str(tool), "dial", str(unused), str(LOOKUPS), "-1", "ports"])
+    out = run_to_end(
+        session.spawn, [str(tool), "dial", str(unused), str(LOOKUPS), "-1", "ports"], CHILD_TIMEOUT
+    )
     peers = [("127.0.0.1", int(p)) for p in dict.fromkeys(out.split())]
     t0 = now()
     hits = [session.original_destination(p) for p in peers]
