@@ -19,8 +19,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-pg_port=$(free_port); redis_port=$(free_port); rates_port=$(free_port); app_port=$(free_port)
+# four distinct free ports, chosen at once: chosen one by one, the kernel may hand the same
+# port out twice once the probing socket is closed
+read -r pg_port redis_port rates_port app_port < <("$python" -c '
+import socket
+socks = [socket.socket() for _ in range(4)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))')
 pg_password=demo-pg-$RANDOM$RANDOM; redis_password=demo-redis-$RANDOM$RANDOM
 rates_token=demo-token-$RANDOM$RANDOM
 
