@@ -22,6 +22,8 @@ class Config:
     redact_headers: tuple[str, ...] = ()
     redact_json_fields: tuple[str, ...] = ()
     passthrough: tuple[str, ...] = ()
+    noise: tuple[str, ...] = ()
+    """Fields every replayed response may differ in (noise.py)."""
     source: Path | None = field(default=None, compare=False)
 
 
@@ -52,6 +54,7 @@ def load(path: Path) -> Config:
         redact_headers=tuple(redact.get("headers", ())),
         redact_json_fields=tuple(redact.get("json_fields", ())),
         passthrough=tuple(data.get("passthrough", ())),
+        noise=tuple(data.get("noise", ())),
         source=file,
     )
 

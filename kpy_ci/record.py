@@ -6,13 +6,9 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -25,10 +21,9 @@ from kpy_ci.errors import KpyError, Terminated
 from kpy_ci.proxy.dns import DnsProxy
 from kpy_ci.proxy.server import Egress, Ingress, ProxyLoop
 from kpy_ci.recording import Recording
+from kpy_ci.service import STOP_SECONDS, stop, wait_ready
 from kpy_ci.service_log import ServiceLog
 from kpy_ci.store import testset
-
-STOP_GRACE_SECONDS = 10.0
 
 
 class RecordingFailed(KpyError):
@@ -126,11 +121,15 @@ def _record(opts: RecordOptions, log: IO[str], service_log: ServiceLog) -> Recor
             assert service.stdout is not None
             service_log.start(service.stdout)
             try:
-                _wait_ready(service, internal, opts, service_log)
+                not_ready = wait_ready(
+                    service, internal, opts.ready_url, opts.ready_timeout, service_log, opts.port
+                )
+                if not_ready is not None:
+                    raise RecordingFailed(not_ready)
                 print(f"kpy: recording {opts.command!r} on port {opts.port}", file=log)
                 failure = _drive(service, opts, log)
             finally:
-                _stop(service)
+                stop(service)
                 service_log.wait()
     except KeyboardInterrupt:
         interrupted = "interrupted (SIGINT)"
@@ -154,47 +153,6 @@ def _record(opts: RecordOptions, log: IO[str], service_log: ServiceLog) -> Recor
     return result
 
 
-def _wait_ready(
-    service: subprocess.Popen[Any], internal: int, opts: RecordOptions, service_log: ServiceLog
-) -> None:
-    """Until the service answers on its (internal) port, or on --ready-url there; the
-    probe goes straight to the service, so it is not recorded as a test."""
-    deadline = time.monotonic() + opts.ready_timeout
-    while time.monotonic() < deadline:
-        if service.poll() is not None:
-            raise RecordingFailed(
-                f"the service exited with code {service.returncode} before it was ready; "
-                f"its last lines:\n{service_log.tail()}"
-            )
-        if _answers(internal, opts.ready_url):
-            return
-        time.sleep(0.05)
-    raise RecordingFailed(
-        f"the service was not ready on port {opts.port} after {opts.ready_timeout:g}s; "
-        f"its last lines:\n{service_log.tail()}"
-    )
-
-
-def _answers(internal: int, ready_url: str | None) -> bool:
-    if ready_url is None:
-        for host in ("127.0.0.1", "::1"):  # as the ingress relay tries them
-            try:
-                socket.create_connection((host, internal), timeout=1).close()
-                return True
-            except OSError:
-                continue
-        return False
-    parts = urllib.parse.urlsplit(ready_url)
-    direct = parts._replace(netloc=f"127.0.0.1:{internal}").geturl()
-    try:
-        with urllib.request.urlopen(direct, timeout=2) as response:
-            return int(response.status) < 500
-    except urllib.error.HTTPError as e:
-        return e.code < 500
-    except OSError:
-        return False
-
-
 def _drive(service: subprocess.Popen[Any], opts: RecordOptions, log: IO[str]) -> str | None:
     """Run the traffic (or wait for ^C / --duration); what went wrong, if anything."""
     base_url = f"http://127.0.0.1:{opts.port}"
@@ -206,7 +164,7 @@ def _drive(service: subprocess.Popen[Any], opts: RecordOptions, log: IO[str]) ->
         except BaseException:
             traffic.terminate()
             try:
-                traffic.wait(STOP_GRACE_SECONDS)
+                traffic.wait(STOP_SECONDS)
             except subprocess.TimeoutExpired:
                 traffic.kill()
                 traffic.wait()
@@ -221,15 +179,6 @@ def _drive(service: subprocess.Popen[Any], opts: RecordOptions, log: IO[str]) ->
             return f"the service exited with code {service.returncode}"
         time.sleep(0.1)
     return None
-
-
-def _stop(service: subprocess.Popen[Any]) -> None:
-    """SIGTERM, as a deploy would, so the service closes its connections cleanly."""
-    if service.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            service.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            service.wait(STOP_GRACE_SECONDS)
 
 
 def _write(recording: Recording, opts: RecordOptions, interrupted: str | None) -> RecordResult:

@@ -7,7 +7,7 @@ import collections
 import threading
 from typing import IO
 
-TAIL_LINES = 40
+TAIL_LINES = 400
 
 
 class ServiceLog:
@@ -17,6 +17,7 @@ class ServiceLog:
         self.out = out
         self.prefix = prefix
         self.lines: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self.count = 0  # lines read so far
         self._thread: threading.Thread | None = None
 
     def start(self, pipe: IO[bytes]) -> None:
@@ -27,6 +28,7 @@ class ServiceLog:
         for raw in pipe:
             line = raw.decode(errors="replace").rstrip("\n")
             self.lines.append(line)
+            self.count += 1
             if self.out is not None:
                 print(self.prefix + line, file=self.out, flush=True)
         pipe.close()
@@ -38,3 +40,8 @@ class ServiceLog:
     def tail(self, count: int = 20) -> str:
         lines = list(self.lines)[-count:]
         return "\n".join(f"  | {line}" for line in lines) or "  | (nothing)"
+
+    def since(self, count: int) -> str:
+        """The lines read after the first ``count`` (those still kept)."""
+        lines = list(self.lines)
+        return "\n".join(lines[max(len(lines) - (self.count - count), 0) :])

@@ -78,7 +78,7 @@ def record(
         set_name=set_name,
         duration=duration,
         dns_upstream=address_option(dns_upstream, "--dns-upstream", version=None),
-        passthrough=passthrough_rules(passthrough) + _configured_passthrough(config),
+        passthrough=passthrough_rules(passthrough) + configured_passthrough(config),
         config=config,
         resolv_conf=resolv_conf,
     )
@@ -86,7 +86,7 @@ def record(
     return 0
 
 
-def _configured_passthrough(config: Config) -> list[tuple[str, int]]:
+def configured_passthrough(config: Config) -> list[tuple[str, int]]:
     """kpy.yml's passthrough rules; a bad one names the file and the field."""
     try:
         return passthrough_rules(config.passthrough)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from typing import Protocol as TypingProtocol
@@ -65,6 +65,53 @@ class Recorder(TypingProtocol):
         ...
 
 
+class MockSource(TypingProtocol):
+    """What a mock server asks of the replay, for one connection (the replay owns it)."""
+
+    def serve(self, request: Doc, *, optional: bool = False) -> Doc | None:
+        """The recorded mock (the whole document) that answers ``request``, shaped as a
+        recorded request of this protocol; None on a miss, which the replay notes as a
+        failure unless the request was ``optional`` (a greeting nobody may have sent)."""
+        ...
+
+    def next_on_connection(self, mock: Doc) -> Doc | None:
+        """The mock recorded right after ``mock`` on its connection if the server sent it
+        unasked (a pub/sub message): it follows the answer to ``mock``."""
+        ...
+
+
+class MockServer(TypingProtocol):
+    """Plays the server of one connection from mocks: fed the client's bytes in chunks of
+    any size, gives back the bytes to answer. Sans-I/O, like a recorder."""
+
+    closed: bool
+    """The server hangs up once what it returned is sent."""
+
+    def opening(self) -> bytes:
+        """The client said nothing first: what a server-first protocol sends (a greeting)."""
+        ...
+
+    def client_data(self, data: bytes) -> bytes: ...
+
+    def idle(self) -> bytes:
+        """The client paused: answer what it sent so far, for a protocol whose requests
+        have no framing of their own (generic TCP); the others answer nothing."""
+        ...
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """How replay finds a protocol's mocks: requests with the same ``key`` answer each
+    other (the key leaves out what changes from run to run: statement names, DNS ids)."""
+
+    key: Callable[[Doc], Hashable]
+    describe: Callable[[Doc], str]
+    """A recorded request, one line, for people (misses, unused mocks)."""
+    expected: Callable[[Doc], bool]
+    """Whether the call must be made again: a write (INSERT, SET, POST...). A write the
+    service no longer makes fails its test; an unused read is only listed."""
+
+
 @dataclass(frozen=True)
 class Protocol:
     """A protocol plug-in."""
@@ -79,6 +126,9 @@ class Protocol:
     answer_locally: Callable[[bytes], tuple[int, bytes] | None] | None = None
     """For an opening request kpy answers itself instead of the server (PostgreSQL's
     SSLRequest: 'N', so the session goes on in plain text): (bytes used, answer)."""
+    matcher: Matcher | None = None
+    mock_server: Callable[[MockSource], MockServer] | None = None
+    """Replay: a server for one connection that answers from mocks."""
 
 
 def text_or_base64(data: bytes) -> str | Doc:

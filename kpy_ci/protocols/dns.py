@@ -3,6 +3,8 @@ service resolved, and what they resolved to, so that replay can answer them agai
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 import dns.exception
 import dns.message
 import dns.rcode
@@ -10,7 +12,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from kpy_ci.protocols.base import Doc, ProtocolError
+from kpy_ci.protocols.base import Doc, Matcher, ProtocolError
 
 NAME = "dns"
 
@@ -49,3 +51,22 @@ def encode_answer(response: Doc, query: bytes) -> bytes:
         name, ttl, rdclass, rdtype, rdata = line.split(None, 4)
         message.answer.append(dns.rrset.from_text(name, int(ttl), rdclass, rdtype, rdata))
     return message.to_wire()
+
+
+def match_key(request: Doc) -> Hashable:
+    return (str(request.get("name", "")).lower(), request.get("type"), request.get("class"))
+
+
+def describe(request: Doc) -> str:
+    return f"{request.get('type')} {request.get('name')}"
+
+
+def refused(query: bytes) -> bytes:
+    """SERVFAIL for ``query``: what a resolver says when it cannot answer."""
+    message = dns.message.make_response(dns.message.from_wire(query))
+    message.set_rcode(dns.rcode.SERVFAIL)
+    return message.to_wire()
+
+
+MATCHER = Matcher(match_key, describe, lambda request: False)
+"""Names resolved at record time resolve again at replay; a name never resolved fails."""

@@ -7,7 +7,17 @@ the client says anything) give a first exchange with an empty request.
 
 from __future__ import annotations
 
-from kpy_ci.protocols.base import Doc, Exchange, Protocol, from_text_or_base64, text_or_base64
+from collections.abc import Hashable
+
+from kpy_ci.protocols.base import (
+    Doc,
+    Exchange,
+    Matcher,
+    MockSource,
+    Protocol,
+    from_text_or_base64,
+    text_or_base64,
+)
 
 NAME = "generic"
 
@@ -59,4 +69,53 @@ def encode_response(response: Doc) -> bytes:
     return from_text_or_base64(response["data"])
 
 
-PROTOCOL = Protocol(NAME, sniff, GenericRecorder, encode_response)
+# --- replay: the same bytes, in the same cuts -------------------------------------------------
+
+
+def match_key(request: Doc) -> Hashable:
+    data = request.get("data", "")
+    return data if isinstance(data, str) else repr(data)
+
+
+def describe(request: Doc) -> str:
+    data = from_text_or_base64(request.get("data", ""))
+    return repr(data[:120]) + ("..." if len(data) > 120 else "") if data else "(server greeting)"
+
+
+def expected(request: Doc) -> bool:
+    return True  # nothing says what unknown bytes do: a call not made is never passed over
+
+
+class GenericMockServer:
+    """Answers what the client sent once it pauses, if a mock holds exactly those bytes;
+    on a miss it hangs up (no protocol here has an error to send)."""
+
+    def __init__(self, source: MockSource) -> None:
+        self.source = source
+        self.closed = False
+        self._pending = bytearray()
+
+    def opening(self) -> bytes:
+        mock = self.source.serve({"data": ""}, optional=True)
+        return encode_response(mock["response"]) if mock is not None else b""
+
+    def client_data(self, data: bytes) -> bytes:
+        self._pending += data
+        return b""
+
+    def idle(self) -> bytes:
+        if not self._pending:
+            return b""
+        request = {"data": text_or_base64(bytes(self._pending))}
+        self._pending.clear()
+        mock = self.source.serve(request)
+        if mock is None:
+            self.closed = True
+            return b""
+        return encode_response(mock["response"])
+
+
+MATCHER = Matcher(match_key, describe, expected)
+PROTOCOL = Protocol(
+    NAME, sniff, GenericRecorder, encode_response, matcher=MATCHER, mock_server=GenericMockServer
+)

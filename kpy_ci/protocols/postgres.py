@@ -27,6 +27,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from kpy_ci.protocols.base import Doc, Exchange, Protocol, ProtocolError
+from kpy_ci.protocols.postgres_framing import MAX_STARTUP, Frame, Framer, note_statement
 from kpy_ci.protocols.postgres_messages import (
     AUTH_OK,
     CANCEL_REQUEST,
@@ -38,9 +39,6 @@ from kpy_ci.protocols.postgres_messages import (
     decode_untyped,
     encode_message,
 )
-
-MAX_STARTUP = 10_000  # PostgreSQL refuses longer start-up packets
-MAX_MESSAGE = 1 << 30  # and any message of a gigabyte or more
 
 _FIRST_PACKETS = (
     (9, MAX_STARTUP, struct.pack(">H", PROTOCOL_MAJOR)),  # StartupMessage 3.x
@@ -65,95 +63,6 @@ def _fits(head: bytes, shortest: int, longest: int, code: bytes) -> bool:
     if int.from_bytes(size.ljust(4, b"\xff"), "big") < shortest:
         return False
     return code.startswith(got) if len(got) < len(code) else got.startswith(code)
-
-
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One message as it came: ``tag`` is its type byte ('' for a start-up packet, which has
-    none); ``raw`` all its bytes, header included; ``at`` when its first byte came."""
-
-    tag: str
-    raw: bytes
-    at: int
-
-
-class Framer:
-    """Cuts one direction's stream, fed in chunks split anywhere, into Frames. A client's
-    stream begins with untyped packets (SSLRequest/GSSENCRequest, then the StartupMessage
-    or a CancelRequest); a server's is typed, but for the one byte answering an
-    SSLRequest/GSSENCRequest, which ``expect_answer_byte`` announces.
-
-    Whole messages in a chunk are sliced from it once; only a message split across chunks
-    waits in a buffer.
-    """
-
-    def __init__(self, *, client: bool) -> None:
-        self._buf = bytearray()
-        self._offset = 0  # stream position of _buf[0]
-        self._marks: deque[tuple[int, int]] = deque()  # (stream position, at) per chunk
-        self._untyped = client
-        self._answer_byte = False
-
-    def expect_answer_byte(self) -> None:
-        self._answer_byte = True
-
-    def feed(self, data: bytes, at: int) -> list[Frame]:
-        if not data:
-            return []
-        self._marks.append((self._offset + len(self._buf), at))
-        if self._buf:
-            self._buf += data
-        source = self._buf or data
-        frames: list[Frame] = []
-        pos = 0
-        while (cut := self._next(source, pos)) is not None:
-            tag, end = cut
-            frames.append(Frame(tag, _slice(source, pos, end), self._at(self._offset + pos)))
-            pos = end
-        if source is self._buf:
-            del self._buf[:pos]
-        else:
-            self._buf = bytearray(memoryview(data)[pos:])
-        self._offset += pos
-        return frames
-
-    def _next(self, source: bytes | bytearray, pos: int) -> tuple[str, int] | None:
-        """The next message's tag and end, if it is all there."""
-        have = len(source) - pos
-        if self._answer_byte:
-            if have < 1:
-                return None
-            self._answer_byte = False
-            return chr(source[pos]), pos + 1
-        if self._untyped:
-            if have < 8:
-                return None
-            size, code = struct.unpack_from(">iI", source, pos)
-            if not 8 <= size <= MAX_STARTUP:
-                raise ProtocolError(f"PostgreSQL start-up packet of {size} bytes")
-            if have < size:
-                return None
-            self._untyped = code in (SSL_REQUEST, GSSENC_REQUEST)
-            return "", pos + size
-        if have < 5:
-            return None
-        (size,) = struct.unpack_from(">i", source, pos + 1)
-        if not 4 <= size < MAX_MESSAGE:
-            raise ProtocolError(f"PostgreSQL message {source[pos : pos + 1]!r} of {size} bytes")
-        return (chr(source[pos]), pos + 1 + size) if have > size else None
-
-    def _at(self, position: int) -> int:
-        """When the byte at this stream position came."""
-        while len(self._marks) > 1 and self._marks[1][0] <= position:
-            self._marks.popleft()
-        return self._marks[0][1]
-
-
-def _slice(source: bytes | bytearray, start: int, end: int) -> bytes:
-    if isinstance(source, bytes):
-        return source[start:end]  # the very object when the chunk is one message
-    with memoryview(source) as view:
-        return bytes(view[start:end])
 
 
 @dataclass
@@ -278,17 +187,7 @@ class PostgresRecorder:
             self._auth = raw[5 : raw.find(b"\0", 5)].decode("ascii", "replace").lower()
 
     def _note_statement(self, unit: _Unit, doc: Doc) -> None:
-        kind, name = doc["type"], str(doc.get("statement", ""))
-        if kind == "Query":
-            unit.sql.append(doc["sql"])
-        elif kind == "Parse":
-            unit.sql.append(doc["sql"])
-            unit.parsed.add(name)
-            self._statements[name] = doc["sql"]
-        elif kind == "Bind" and name not in unit.parsed and name in self._statements:
-            unit.sql.append(self._statements[name])
-        elif kind == "Close" and "statement" in doc:
-            self._statements.pop(name, None)
+        note_statement(doc, unit.sql, unit.parsed, self._statements)
 
     # server -> client -------------------------------------------------------------------
 

@@ -1,6 +1,8 @@
-"""kpy's DNS port: where eBPF sends the service's DNS queries. Each query is forwarded to
-the upstream resolver, its answer relayed back and recorded. It listens on 127.0.0.1 and
-::1 on one port, as the session's dns/dns6 settings expect."""
+"""kpy's DNS port: where eBPF sends the service's DNS queries. Recording, each query is
+forwarded to the upstream resolver, its answer relayed back and recorded; at replay
+(``MockDns``) it is answered from the mocks, and a name never resolved gets SERVFAIL and
+fails the test. It listens on 127.0.0.1 and ::1 on one port, as the session's dns/dns6
+settings expect."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 
 from kpy_ci.ebpf.maps import Address
 from kpy_ci.errors import EnvironmentProblem
+from kpy_ci.mock_store import MockStore
 from kpy_ci.protocols import dns
 from kpy_ci.protocols.base import Exchange, ProtocolError
 from kpy_ci.proxy.server import ProxyLoop
@@ -99,3 +102,23 @@ class DnsProxy:
             self.recording.warn(f"a DNS message kpy could not read: {e}")
             return
         self.recording.add(exchange, self.upstream)
+
+
+class MockDns(DnsProxy):
+    """Replay: answers from the set's DNS mocks; asks no resolver."""
+
+    def __init__(self, loop: ProxyLoop, store: MockStore) -> None:
+        self.loop = loop
+        self.store = store
+        self.pending = set()
+
+    async def answer(self, query: bytes, client: Any, transport: asyncio.DatagramTransport) -> None:
+        try:
+            request = dns.decode_query(query)
+        except ProtocolError:
+            return  # not a query: a resolver would drop it too
+        mock = self.store.serve(dns.NAME, "dns", 0, request, optional=False)
+        if mock is None:
+            transport.sendto(dns.refused(query), client)
+        else:
+            transport.sendto(dns.encode_answer(mock["response"], query), client)

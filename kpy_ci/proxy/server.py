@@ -2,28 +2,35 @@
 eBPF sends the service's connections), the ingress listener (on the service's public port)
 and the DNS listener. Only proxy/ owns sockets and the event loop.
 
-Each TCP connection is spliced to its real destination; every chunk is also handed to the
-recording's Tap, which queues it for the recorder thread: the loop never decodes.
+Recording: each TCP connection is spliced to its real destination; every chunk is also
+handed to the recording's Tap, which queues it for the recorder thread: the loop never
+decodes. Replay (``MockEgress``): each connection is answered by its protocol's mock
+server from the set's mocks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from kpy_ci.ebpf.maps import Address
 from kpy_ci.errors import EnvironmentProblem
+from kpy_ci.mock_store import MockStore
 from kpy_ci.protocols import http
-from kpy_ci.protocols.base import Protocol
+from kpy_ci.protocols.base import Doc, MockServer, Protocol
 from kpy_ci.protocols.registry import sniff
 from kpy_ci.recording import Recording, Tap
+from kpy_ci.report.model import Miss
 
 CHUNK = 256 * 1024
 CLOSE_SECONDS = 5.0
 FIRST_BYTES_SECONDS = 0.5  # a client silent this long waits for a server-first protocol
+IDLE_SECONDS = 0.05  # replay: a generic client this quiet has sent its whole request
 T = TypeVar("T")
 Lookup = Callable[[tuple[str, int]], Address | None]
 
@@ -196,6 +203,75 @@ class Egress:
             await writer.drain()
             first = first[used:] or await reader.read(CHUNK)
         return first
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A mock server's view of the store: one connection's protocol and destination."""
+
+    store: MockStore
+    protocol: str
+    destination: str
+    connection: int
+
+    def serve(self, request: Doc, *, optional: bool = False) -> Doc | None:
+        return self.store.serve(self.protocol, self.destination, self.connection, request, optional)
+
+    def next_on_connection(self, mock: Doc) -> Doc | None:
+        return self.store.next_on_connection(mock)
+
+
+class MockEgress:
+    """Replay: where eBPF sends the service's connections. Each is answered from the mocks
+    by its protocol's mock server; none goes anywhere else."""
+
+    def __init__(self, store: MockStore, lookup: Lookup) -> None:
+        self.store = store
+        self.lookup = lookup
+        self._connections = itertools.count(1)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        destination = self.lookup((peer[0], peer[1]))
+        where = str(destination) if destination is not None else f"{peer[0]}:{peer[1]}"
+        try:
+            first = await asyncio.wait_for(reader.read(CHUNK), FIRST_BYTES_SECONDS)
+        except asyncio.TimeoutError:
+            first = b""
+        protocol = sniff(first)
+        assert protocol.mock_server is not None  # every registered protocol replays
+        source = _Source(self.store, protocol.name, where, next(self._connections))
+        server = protocol.mock_server(source)
+        try:
+            await self._serve(server, first, reader, writer)
+        except (ConnectionError, OSError):
+            pass
+        except Exception as e:  # bytes the mock server cannot read: the call fails
+            call = f"kpy could not read what the service sent: {e}"
+            self.store.add_miss(Miss(protocol.name, where, source.connection, call))
+
+    @staticmethod
+    async def _serve(
+        server: MockServer,
+        first: bytes,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        answer = server.client_data(first) if first else server.opening()
+        while True:
+            if answer:
+                writer.write(answer)
+                await writer.drain()
+            if server.closed:
+                return
+            try:
+                data = await asyncio.wait_for(reader.read(CHUNK), IDLE_SECONDS)
+            except asyncio.TimeoutError:
+                answer = server.idle()
+                continue
+            if not data:
+                return
+            answer = server.client_data(data)
 
 
 class Ingress:

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from kpy_ci.protocols.base import Doc, Exchange, from_text_or_base64
-from kpy_ci.protocols.postgres import PROTOCOL, Framer, encode_response, sniff
+from kpy_ci.protocols.postgres import PROTOCOL, encode_response, sniff
+from kpy_ci.protocols.postgres_framing import Framer
 from kpy_ci.protocols.postgres_messages import (
     AUTH_OK,
     FRONTEND,

@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from kpy_ci.protocols.base import Exchange, ProtocolError
-from kpy_ci.protocols.postgres import Framer, PostgresRecorder, encode_response, sniff
+from kpy_ci.protocols.postgres import PostgresRecorder, encode_response, sniff
+from kpy_ci.protocols.postgres_framing import Framer
 from kpy_ci.protocols.postgres_messages import decode_message, encode_message
 
 

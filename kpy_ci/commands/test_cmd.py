@@ -1,0 +1,109 @@
+"""``kpy test``."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from kpy_ci.commands.record_cmd import configured_passthrough
+from kpy_ci.commands.run_cmd import passthrough_rules, resolv_conf_option
+from kpy_ci.config import load as load_config
+from kpy_ci.errors import UsageError
+from kpy_ci.replay import TestOptions, replay
+from kpy_ci.report import console, github
+from kpy_ci.report import junit as junit_report
+
+
+def shard_option(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    m = re.fullmatch(r"(\d+)/(\d+)", value)
+    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        raise UsageError(f"--shard {value!r}: expected I/N with 1 <= I <= N, like 2/4")
+    return int(m.group(1)), int(m.group(2))
+
+
+@click.command()
+@click.option(
+    "-c", "--command", "command", required=True, help="Shell command starting the service."
+)
+@click.option(
+    "--path",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("kpy"),
+    show_default=True,
+    help="Where the test-sets are.",
+)
+@click.option("--set", "set_name", help="Replay only this test-set.")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    help="The port the service listens on (default: the one each set was recorded on).",
+)
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="JUnit XML report.")
+@click.option("--shard", help="I/N: replay the I-th of N stable parts of the tests.")
+@click.option(
+    "--detect-noise",
+    is_flag=True,
+    help="Replay each test twice and propose as noise the fields that differ.",
+)
+@click.option(
+    "--write-noise", is_flag=True, help="With --detect-noise: add the proposals to the test files."
+)
+@click.option("--ready-url", help="URL that answers below 500 once the service is ready.")
+@click.option("--ready-timeout", type=float, default=60.0, show_default=True, help="Seconds.")
+@click.option(
+    "--request-timeout", type=float, default=30.0, show_default=True, help="Seconds per request."
+)
+@click.option(
+    "--passthrough",
+    multiple=True,
+    help="ADDRESS[/BITS] or IP:PORT the service reaches directly, not from mocks.",
+)
+@resolv_conf_option
+def test(
+    command: str,
+    path: Path,
+    set_name: str | None,
+    port: int | None,
+    junit: Path | None,
+    shard: str | None,
+    detect_noise: bool,
+    write_noise: bool,
+    ready_url: str | None,
+    ready_timeout: float,
+    request_timeout: float,
+    passthrough: tuple[str, ...],
+    resolv_conf: Path | None,
+) -> int:
+    """Replay the recorded tests against the service, its outbound calls served from mocks."""
+    if write_noise and not detect_noise:
+        raise UsageError("--write-noise goes with --detect-noise")
+    config = load_config(path)
+    options = TestOptions(
+        command=command,
+        path=path,
+        set_name=set_name,
+        port=port,
+        ready_url=ready_url,
+        ready_timeout=ready_timeout,
+        request_timeout=request_timeout,
+        shard=shard_option(shard),
+        detect_noise=detect_noise,
+        write_noise=write_noise,
+        passthrough=passthrough_rules(passthrough) + configured_passthrough(config),
+        config=config,
+        resolv_conf=resolv_conf,
+    )
+    result = replay(options, sys.stderr)
+    if junit is not None:
+        junit_report.write_junit(result, junit)
+    console.summary(result, sys.stderr)
+    github.report(result, os.environ, junit, sys.stdout)
+    if not result.total:
+        raise UsageError(f"{path}: no test to replay" + (f" in shard {shard}" if shard else ""))
+    return 1 if result.failed or any(s.error for s in result.sets) else 0

@@ -1,0 +1,236 @@
+"""The mocks of one test-set at replay: which mock answers a call, which were used, and
+what went unanswered.
+
+A call is matched exactly, on its protocol's key (``Matcher.key``), in three tiers:
+
+1. the running test's own mocks that are still unused (the test file lists them);
+2. any unused mock of the set (attribution by time may have put it in another test);
+3. a reusable mock, used or not (connection set-up, names resolved, idempotent reads).
+
+A call that matches nothing is a ``Miss``: the mock server answers a protocol-level error
+and the running test fails, with the nearest recorded candidates and how they differ.
+Nothing fuzzy ever answers a call.
+
+Memory stays bounded however big mocks.yaml is: the index keeps, per mock, a 16-byte
+digest of its key, a one-line summary and where its document is; the document itself is
+read from the file when it is served. Lookups are dictionary hits, flat in the set's size.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kpy_ci.protocols.base import Doc
+from kpy_ci.protocols.registry import MATCHERS
+from kpy_ci.report.model import Candidate, Miss
+from kpy_ci.store.reader import MocksFile, Span
+from kpy_ci.store.serializer import dump
+
+CANDIDATES = 3
+SUMMARY_CHARS = 200
+Key = tuple[str, bytes]
+
+
+@dataclass(slots=True)
+class Entry:
+    name: str
+    protocol: str
+    destination: str
+    connection: int
+    order: int
+    reusable: bool
+    expected: bool
+    unasked: bool  # what the server sent of its own accord (a pub/sub message)
+    key: Key
+    summary: str
+    span: Span
+
+
+def digest(protocol: str, key: Hashable) -> Key:
+    text = json.dumps(key, default=repr, separators=(",", ":"))
+    return protocol, hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def _entry(span: Span, doc: dict[str, Any]) -> Entry:
+    protocol = doc["protocol"]
+    matcher = MATCHERS[protocol]
+    request = doc["request"]
+    return Entry(
+        name=doc["name"],
+        protocol=protocol,
+        destination=doc["destination"],
+        connection=doc["connection"],
+        order=doc["order"],
+        reusable=bool(doc["reusable"]),
+        expected=matcher.expected(request) and not doc["reusable"],
+        unasked=request.get("push") is True,
+        key=digest(protocol, matcher.key(request)),
+        summary=matcher.describe(request)[:SUMMARY_CHARS],
+        span=span,
+    )
+
+
+class MockStore:
+    """Thread-safe: the proxy's loop serves calls while the runner starts and ends tests."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = MocksFile(path)
+        self.entries: dict[str, Entry] = {}
+        self._index: dict[Key, list[Entry]] = {}
+        self._reusable: dict[Key, list[Entry]] = {}
+        self._cursor: dict[Key, int] = {}  # entries before it in _index[key] are all used
+        self._places: dict[tuple[int, int], Entry] = {}
+        self._by_protocol: dict[str, list[Entry]] = {}
+        self._used: set[str] = set()
+        self._test: dict[Key, list[Entry]] = {}
+        self._test_names: set[str] = set()
+        self._misses: list[Miss] = []
+        self._served: list[str] = []  # since the last end_test
+        self.last_call = 0.0  # time.monotonic() of the last call served or missed
+        self._lock = threading.Lock()
+        try:
+            for span, doc in self._file.scan():
+                self._add(_entry(span, doc))
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _add(self, e: Entry) -> None:
+        self.entries[e.name] = e
+        self._index.setdefault(e.key, []).append(e)
+        if e.reusable:
+            self._reusable.setdefault(e.key, []).append(e)
+        self._places[(e.connection, e.order)] = e
+        self._by_protocol.setdefault(e.protocol, []).append(e)
+
+    def close(self) -> None:
+        self._file.close()
+
+    # --- the runner's side -------------------------------------------------------------
+
+    def begin_test(self, names: Iterable[str]) -> None:
+        with self._lock:
+            self._test_names = {n for n in names if n in self.entries}
+            self._test = {}
+            for name in sorted(self._test_names, key=lambda n: self.entries[n].span.offset):
+                e = self.entries[name]
+                self._test.setdefault(e.key, []).append(e)
+
+    def end_test(self) -> tuple[list[Miss], list[str]]:
+        """The misses, and the mocks served, since the last test ended; no test is
+        running from here on."""
+        with self._lock:
+            misses, self._misses = self._misses, []
+            served, self._served = self._served, []
+            self._test, self._test_names = {}, set()
+            return misses, served
+
+    def not_made(self, names: Iterable[str]) -> list[Entry]:
+        """The writes among these mocks that no call used."""
+        with self._lock:
+            return [
+                self.entries[n]
+                for n in names
+                if n in self.entries and self.entries[n].expected and n not in self._used
+            ]
+
+    def forget(self, names: Iterable[str]) -> None:
+        """Make these mocks unused again (to replay a test a second time)."""
+        with self._lock:
+            for name in names:
+                if name in self._used:
+                    self._used.discard(name)
+                    self._cursor[self.entries[name].key] = 0
+
+    def unused(self) -> list[Entry]:
+        with self._lock:
+            return [e for e in self.entries.values() if e.name not in self._used]
+
+    # --- the mock servers' side ----------------------------------------------------------
+
+    def add_miss(self, miss: Miss) -> None:
+        with self._lock:
+            self.last_call = time.monotonic()
+            self._misses.append(miss)
+
+    def serve(
+        self, protocol: str, destination: str, connection: int, request: Doc, optional: bool
+    ) -> Doc | None:
+        key = digest(protocol, MATCHERS[protocol].key(request))
+        with self._lock:
+            self.last_call = time.monotonic()
+            entry = self._find(key)
+            if entry is None:
+                if not optional:
+                    self._misses.append(self._miss(protocol, destination, connection, request))
+                return None
+            self._used.add(entry.name)
+            self._served.append(entry.name)
+        return self._file.read(entry.span)
+
+    def next_on_connection(self, mock: Doc) -> Doc | None:
+        with self._lock:
+            entry = self._places.get((mock["connection"], mock["order"] + 1))
+            if entry is None or not entry.unasked:
+                return None
+            self._used.add(entry.name)
+        return self._file.read(entry.span)
+
+    def _find(self, key: Key) -> Entry | None:
+        for e in self._test.get(key, ()):
+            if e.name not in self._used:
+                return e
+        entries = self._index.get(key, [])
+        i = self._cursor.get(key, 0)
+        while i < len(entries) and entries[i].name in self._used:
+            i += 1
+        self._cursor[key] = i
+        if i < len(entries):
+            return entries[i]
+        reusable = self._reusable.get(key)
+        return reusable[0] if reusable else None
+
+    def _miss(self, protocol: str, destination: str, connection: int, request: Doc) -> Miss:
+        live = MATCHERS[protocol].describe(request)
+        return Miss(
+            protocol, destination, connection, live, tuple(self._nearest(protocol, live, request))
+        )
+
+    def _nearest(self, protocol: str, live: str, request: Doc) -> list[Candidate]:
+        """The recorded mocks of this protocol most like the call: the running test's
+        first, then by how alike their summaries are, unused ones before used ones."""
+        scored = []
+        matcher = difflib.SequenceMatcher(b=live, autojunk=False)
+        for e in self._by_protocol.get(protocol, ()):
+            matcher.set_seq1(e.summary)
+            if matcher.real_quick_ratio() < 0.2:
+                continue
+            bonus = (e.name in self._test_names) + 0.1 * (e.name not in self._used)
+            scored.append((matcher.ratio() + bonus, e))
+        scored.sort(key=lambda pair: -pair[0])
+        out = []
+        for _, e in scored[:CANDIDATES]:
+            recorded = self._file.read(e.span)["request"]
+            diff = difflib.unified_diff(
+                dump(recorded).splitlines(),
+                dump(request).splitlines(),
+                f"{e.name} (recorded)",
+                "the call (now)",
+                n=1,
+                lineterm="",
+            )
+            out.append(Candidate(e.name, e.summary, "\n".join(diff)))
+        return out
+
+
+def line_of(entry: Entry) -> str:
+    """``mock-7 redis GET shop:products``: how reports list a mock."""
+    return f"{entry.name} {entry.protocol} {entry.summary}"

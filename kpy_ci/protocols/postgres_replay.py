@@ -1,0 +1,207 @@
+"""PostgreSQL at replay: how a request finds its mock (``MATCHER``) and a server that
+answers a client from mocks (``PostgresMockServer``). Sans-I/O.
+
+Matching is by SQL text and parameters, never by statement or portal name: drivers name
+prepared statements differently from run to run (psycopg's ``_pg3_0`` may be ``_pg3_3``
+next time). A Bind of a statement prepared earlier on the connection is matched by that
+statement's SQL, as the recorder noted it. Whitespace runs in SQL count as one space.
+
+The server accepts any client, whatever authentication the real server asked for: it
+answers the StartupMessage with a recorded start-up (AuthenticationOk, ParameterStatus,
+BackendKeyData, ReadyForQuery), as often as connections open; SSLRequest and GSSENCRequest
+get 'N'. It answers a simple Query, a FunctionCall, or the extended messages up to Sync,
+as one unit each, as the recorder cut them. A call no mock matches gets an ErrorResponse
+(SQLSTATE XX000, "kpy: no recorded mock matches ...") and ReadyForQuery.
+
+Not covered: COPY FROM STDIN (the recorded exchange holds the client's data, which the
+server would have to ask for first), and a unit the client waits on before its Sync
+(Flush then wait): both are misses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Hashable
+from typing import Any
+
+from kpy_ci.protocols import postgres
+from kpy_ci.protocols.base import Doc, Matcher, MockSource, from_text_or_base64
+from kpy_ci.protocols.postgres_framing import Framer, note_statement
+from kpy_ci.protocols.postgres_messages import decode_message, decode_untyped, encode_message
+
+MISS_CODE = "XX000"  # internal_error: the service sees a failed query, the test fails
+
+
+def _sql(value: str | Doc) -> str:
+    return " ".join(value.split()) if isinstance(value, str) else repr(value)
+
+
+def _message_key(m: Doc) -> Hashable:
+    kind = m["type"]
+    if kind in ("Query", "Parse"):
+        return (kind, _sql(m["sql"]), tuple(m.get("param_types", ())))
+    if kind == "Bind":
+        params = tuple(repr(p) for p in m.get("params", ()))
+        formats = (tuple(m.get("param_formats", ())), tuple(m.get("result_formats", ())))
+        return (kind, params, formats)
+    if kind in ("Describe", "Close"):
+        return (kind, "statement" if "statement" in m else "portal")
+    if kind == "Execute":
+        return (kind, m.get("max_rows", 0))
+    if kind == "Flush":
+        return None
+    return (kind, repr(sorted(m.items())))  # Sync, FunctionCall, COPY data, unknown types
+
+
+def match_key(request: Doc) -> Hashable:
+    messages = request.get("messages", [])
+    if messages and messages[0]["type"] == "StartupMessage":
+        return ("startup",)  # any start-up answers any client: kpy authenticates nobody
+    sql = request.get("sql", [])
+    sql = [sql] if isinstance(sql, str | dict) else sql
+    keys = tuple(k for m in messages if (k := _message_key(m)) is not None)
+    return (tuple(_sql(s) for s in sql), keys)
+
+
+def _param(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return repr(value)
+    try:
+        return "0x" + from_text_or_base64(value).hex()
+    except ValueError:
+        return repr(value)
+
+
+def describe(request: Doc) -> str:
+    messages = request.get("messages", [])
+    if messages and messages[0]["type"] == "StartupMessage":
+        p = messages[0].get("parameters", {})
+        return f"start-up user={p.get('user')} database={p.get('database')}"
+    sql = request.get("sql", [])
+    text = "; ".join(_sql(s) for s in ([sql] if isinstance(sql, str | dict) else sql))
+    params = [_param(v) for m in messages if m["type"] == "Bind" for v in m.get("params", ())]
+    kinds = ",".join(m["type"] for m in messages if m["type"] not in ("Query", "Flush"))
+    shown = text or kinds or "(nothing)"
+    return shown + (f" [{', '.join(params)}]" if params else "")
+
+
+_LITERALS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.S)
+_LOCKS = re.compile(r"\bFOR\s+(?:NO\s+KEY\s+)?(?:UPDATE|SHARE)\b|\bFOR\s+KEY\s+SHARE\b", re.I)
+_WRITES = frozenset(
+    {"INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE", "COPY", "CREATE", "ALTER", "DROP"}
+    | {"GRANT", "REVOKE", "COMMENT", "CALL", "REFRESH", "CLUSTER", "REINDEX", "VACUUM"}
+)
+
+
+def is_write(sql: str) -> bool:
+    """Whether a statement changes data: it begins with a writing verb, or is a WITH whose
+    parts write. ``SELECT ... FOR UPDATE`` only locks; COPY ... TO only reads."""
+    words = _LOCKS.sub(" ", _LITERALS.sub(" ", sql)).upper().split()
+    if not words:
+        return False
+    head = words[0].lstrip("(")
+    if head == "COPY":
+        return "FROM" in words
+    if head == "WITH":
+        return any(w.strip("(") in {"INSERT", "UPDATE", "DELETE", "MERGE"} for w in words)
+    return head in _WRITES
+
+
+def expected(request: Doc) -> bool:
+    sql = request.get("sql", [])
+    return any(isinstance(s, str) and is_write(s) for s in ([sql] if isinstance(sql, str) else sql))
+
+
+MATCHER = Matcher(match_key, describe, expected)
+
+
+def error_response(message: str, status: str) -> bytes:
+    """An ErrorResponse and the ReadyForQuery after it, as a server sends on a failure."""
+    error = {"type": "ErrorResponse", "severity": "ERROR", "severity_nonlocalized": "ERROR"}
+    error |= {"code": MISS_CODE, "message": message}
+    after = "E" if status in ("T", "E") else "I"
+    return encode_message(error) + encode_message({"type": "ReadyForQuery", "status": after})
+
+
+def response_bytes(response: Doc) -> bytes:
+    """What to send for a recorded response: its ``raw`` bytes when the recording kept
+    them (its messages did not re-encode exactly), else its messages encoded."""
+    if "raw" in response:
+        return from_text_or_base64(response["raw"])
+    return b"".join(encode_message(m) for m in response.get("messages", ()))
+
+
+class PostgresMockServer:
+    def __init__(self, source: MockSource) -> None:
+        self.source = source
+        self.closed = False
+        self._framer = Framer(client=True)
+        self._statements: dict[str, str | Doc] = {}
+        self._unit: list[Doc] = []
+        self._sql: list[str | Doc] = []
+        self._parsed: set[str] = set()
+        self._status = "I"  # the transaction status of the last ReadyForQuery sent
+
+    def opening(self) -> bytes:
+        return b""  # the client speaks first
+
+    def idle(self) -> bytes:
+        return b""
+
+    def client_data(self, data: bytes) -> bytes:
+        out = bytearray()
+        for frame in self._framer.feed(data, 0):
+            if self.closed:
+                break
+            if not frame.tag:
+                out += self._untyped(decode_untyped(frame.raw))
+            elif frame.tag == "X":
+                self.closed = True
+            elif frame.tag not in "pH":  # a password kpy never asked for; a Flush
+                out += self._typed(decode_message(frame.raw, frontend=True))
+        return bytes(out)
+
+    def _untyped(self, doc: Doc) -> bytes:
+        kind = doc["type"]
+        if kind in ("SSLRequest", "GSSENCRequest"):
+            return b"N"
+        if kind == "CancelRequest":  # nothing runs long enough here to cancel
+            self.closed = True
+            return b""
+        mock = self.source.serve({"messages": [doc]})
+        if mock is None:
+            self.closed = True
+            return error_response("kpy: no recorded start-up to answer this connection", "I")
+        return self._sent(response_bytes(mock["response"]), mock["response"])
+
+    def _typed(self, doc: Doc) -> bytes:
+        self._unit.append(doc)
+        note_statement(doc, self._sql, self._parsed, self._statements)
+        if doc["type"] not in ("Query", "Sync", "FunctionCall"):
+            return b""
+        request: Doc = {"messages": self._unit}
+        if self._sql:
+            request["sql"] = self._sql[0] if len(self._sql) == 1 else self._sql
+        self._unit, self._sql, self._parsed = [], [], set()
+        mock = self.source.serve(request)
+        if mock is None:
+            data = error_response(
+                f"kpy: no recorded mock matches {describe(request)}", self._status
+            )
+            self._status = "E" if self._status in ("T", "E") else "I"
+            return data
+        return self._sent(response_bytes(mock["response"]), mock["response"])
+
+    def _sent(self, data: bytes, response: Doc) -> bytes:
+        for m in reversed(response.get("messages", ())):
+            if m.get("type") == "ReadyForQuery":
+                self._status = str(m.get("status", "I"))
+                break
+        return data
+
+
+PROTOCOL = dataclasses.replace(postgres.PROTOCOL, matcher=MATCHER, mock_server=PostgresMockServer)
+"""The whole plug-in: postgres.py's recorder, and replay."""

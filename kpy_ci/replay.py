@@ -1,0 +1,316 @@
+"""``kpy test`` as a straight line, for each test-set: the mock servers up, the service up
+in its session (every outbound connection lands on them), each test's request sent and
+its response compared, the service down; a verdict per test, never a skip.
+
+A test fails when its response differs (noise aside), when a call the service made during
+it matched no mock, or when a write recorded for it (INSERT, SET, POST...) was not made.
+Reads the service no longer makes are listed as unused mocks, and fail nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from kpy_ci import redact
+from kpy_ci.compare import compare_response, noise_between, render
+from kpy_ci.config import Config
+from kpy_ci.ebpf.maps import Address
+from kpy_ci.ebpf.session import Session
+from kpy_ci.mock_store import Entry, MockStore, line_of
+from kpy_ci.protocols import http
+from kpy_ci.protocols.base import Doc
+from kpy_ci.proxy.dns import MockDns
+from kpy_ci.proxy.server import MockEgress, ProxyLoop
+from kpy_ci.report import console
+from kpy_ci.report.model import Miss, RunResult, SetResult, TestResult
+from kpy_ci.service import stop, wait_ready
+from kpy_ci.service_log import ServiceLog
+from kpy_ci.store.reader import TestCase, TestSet, find_sets, load_set
+from kpy_ci.store.serializer import dump
+
+QUIET_SECONDS = 0.03  # after a response, calls still coming belong to the same test
+QUIET_MAX_SECONDS = 2.0
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
+
+
+@dataclass
+class TestOptions:
+    command: str
+    path: Path = Path("kpy")
+    set_name: str | None = None
+    port: int | None = None
+    ready_url: str | None = None
+    ready_timeout: float = 60.0
+    request_timeout: float = 30.0
+    shard: tuple[int, int] | None = None
+    detect_noise: bool = False
+    write_noise: bool = False
+    passthrough: list[tuple[str, int]] = field(default_factory=list)
+    config: Config = field(default_factory=Config)
+    resolv_conf: Path | None = None
+
+
+def in_shard(set_name: str, test: str, shard: tuple[int, int] | None) -> bool:
+    """A stable split by test: the same test lands in the same shard, whatever else the
+    suite holds (a hash of its set and name, not its place in a list)."""
+    if shard is None:
+        return True
+    index, count = shard
+    digest = hashlib.sha256(f"{set_name}/{test}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % count == index - 1
+
+
+def replay(opts: TestOptions, log: IO[str]) -> RunResult:
+    """Replay every set (all read and checked first: a bad file stops it before anything
+    runs); the results, whatever they are."""
+    sets = [load_set(p) for p in find_sets(opts.path, opts.set_name)]
+    result = RunResult()
+    for test_set in sets:
+        tests = [t for t in test_set.tests if in_shard(test_set.name, t.name, opts.shard)]
+        if tests:
+            result.sets.append(_replay_set(test_set, tests, opts, log))
+    return result
+
+
+def _replay_set(
+    test_set: TestSet, tests: list[TestCase], opts: TestOptions, log: IO[str]
+) -> SetResult:
+    started = time.monotonic()
+    result = SetResult(test_set.name, _shown(test_set.path))
+    port = opts.port or int(test_set.meta["port"])
+    service_log = ServiceLog(log)
+    store = MockStore(test_set.mocks_file)
+    loop = ProxyLoop()
+    session: Session | None = None
+
+    def lookup(peer: tuple[str, int]) -> Address | None:
+        return session.original_destination(peer) if session is not None else None
+
+    try:
+        egress = loop.listen(Address("127.0.0.1", 0), MockEgress(store, lookup).handle)
+        dns_port = MockDns(loop, store).start()
+        session = Session(
+            egress,
+            dns=Address("127.0.0.1", dns_port),
+            dns6="::1",
+            passthrough=opts.passthrough,
+        )
+        with session:
+            service = session.spawn(
+                opts.command,
+                resolv_conf=opts.resolv_conf,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            assert service.stdout is not None
+            service_log.start(service.stdout)
+            try:
+                error = wait_ready(service, port, opts.ready_url, opts.ready_timeout, service_log)
+                if error is None:
+                    print(f"kpy: replaying {test_set.name} ({len(tests)} tests)", file=log)
+                    runner = _Runner(test_set, tests, opts, store, service_log, port)
+                    result.tests = runner.run(log)
+                else:
+                    result.error = error.splitlines()[0]
+                    result.tests = [_failed(test_set.name, t, result.error) for t in tests]
+            finally:
+                stop(service)
+                service_log.wait()
+    finally:
+        loop.close()
+        store.close()
+    result.unused = [line_of(e) for e in store.unused()]
+    result.log_tail = service_log.tail(40)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _shown(path: Path) -> Path:
+    """A path relative to the working directory when it is below it (as annotations want)."""
+    try:
+        return path.resolve().relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
+def _failed(set_name: str, test: TestCase, message: str) -> TestResult:
+    request = f"{test.doc['request']['method']} {test.doc['request']['url']}"
+    return TestResult(set_name, test.name, _shown(test.file), 1, request, False, 0.0, message)
+
+
+class _Runner:
+    def __init__(
+        self,
+        test_set: TestSet,
+        tests: list[TestCase],
+        opts: TestOptions,
+        store: MockStore,
+        service_log: ServiceLog,
+        port: int,
+    ) -> None:
+        self.test_set, self.tests, self.opts = test_set, tests, opts
+        self.store, self.service_log = store, service_log
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.chain = redact.filters(opts.config)
+        # a write is checked after the last test that lists it, since tests served at once
+        # when recorded share mocks (attribution by time)
+        self.last_owner = {m: t.name for t in tests for m in t.mocks}
+
+    def run(self, log: IO[str]) -> list[TestResult]:
+        results = []
+        # no default headers: each request carries the recorded ones, no more
+        with httpx.Client(timeout=self.opts.request_timeout, headers={}) as client:
+            client.headers.clear()
+            for test in self.tests:
+                result = self._test(client, test)
+                console.progress(result, log)
+                results.append(result)
+        return results
+
+    def _test(self, client: httpx.Client, test: TestCase) -> TestResult:
+        started = time.monotonic()
+        lines = self.service_log.count
+        self.store.begin_test(test.mocks)
+        live, error = self._send(client, test.doc["request"])
+        misses, served = self._settle()
+        noise = [*self.opts.config.noise, *test.noise]
+        proposed: list[str] = []
+        if self.opts.detect_noise and live is not None:
+            self.store.forget(served)
+            self.store.begin_test(test.mocks)
+            again, _ = self._send(client, test.doc["request"])
+            misses += self._settle()[0]
+            if again is not None:
+                proposed = [p for p in noise_between(live, again) if p not in noise]
+            if proposed and self.opts.write_noise:
+                write_noise(test, proposed)
+        owned = [m for m in test.mocks if self.last_owner.get(m) == test.name]
+        not_made = self.store.not_made(owned)
+        recorded = test.doc["response"]
+        differences = (
+            compare_response(recorded, live, [*noise, *proposed]) if live is not None else []
+        )
+        message, details = _verdict(error, misses, not_made, differences)
+        if differences and live is not None:
+            details = render(differences, recorded, live) + ("\n\n" + details if details else "")
+        request = f"{test.doc['request']['method']} {test.doc['request']['url']}"
+        return TestResult(
+            set_name=self.test_set.name,
+            name=test.name,
+            file=_shown(test.file),
+            line=test.line,
+            request=request,
+            passed=not message,
+            seconds=time.monotonic() - started,
+            message=message,
+            details=details,
+            log=self.service_log.since(lines),
+            noise=tuple(proposed),
+        )
+
+    def _settle(self) -> tuple[list[Miss], list[str]]:
+        """Wait until the service has made no call for a moment (work it does after it
+        answers belongs to this test too), then end the test."""
+        deadline = time.monotonic() + QUIET_MAX_SECONDS
+        while time.monotonic() < deadline:
+            quiet = time.monotonic() - self.store.last_call
+            if quiet >= QUIET_SECONDS:
+                break
+            time.sleep(QUIET_SECONDS - quiet)
+        return self.store.end_test()
+
+    def _send(self, client: httpx.Client, request: Doc) -> tuple[Doc | None, str]:
+        headers = [
+            (name, value) for name, value in request["headers"] if name.lower() not in HOP_BY_HOP
+        ]
+        body = request.get("body")
+        content = http.encode_body(body, request["headers"]) if body is not None else b""
+        try:
+            sent = client.build_request(
+                request["method"], self.base_url + request["url"], headers=headers, content=content
+            )
+            response = client.send(sent, stream=True)
+            try:
+                raw = b"".join(response.iter_raw())
+            finally:
+                response.close()
+        except httpx.HTTPError as e:
+            return None, f"the service did not answer: {type(e).__name__}: {e}"
+        return self._live(response, raw), ""
+
+    def _live(self, response: httpx.Response, raw: bytes) -> Doc:
+        """The response in the recorded shape, redacted as the recording was."""
+        headers = [[n.decode("latin-1"), v.decode("latin-1")] for n, v in response.headers.raw]
+        doc: Doc = {
+            "status": response.status_code,
+            "reason": response.reason_phrase,
+            "headers": http.redact_headers(headers),
+        }
+        body = http.decode_body(headers, raw) if response.request.method != "HEAD" else None
+        if body is not None:
+            doc["body"] = body
+        wrapped = next(redact.apply_all([{"response": doc}], self.chain))
+        return wrapped["response"]  # type: ignore[no-any-return]
+
+
+def _verdict(
+    error: str, misses: Sequence[Miss], not_made: Sequence[Entry], differences: Sequence[Any]
+) -> tuple[str, str]:
+    """The one-line message (empty: passed) and the details beyond the response diff."""
+    sections = []
+    if misses:
+        parts = []
+        for miss in misses:
+            lines = [miss.line()]
+            for c in miss.candidates:
+                lines.append(f"  nearest: {c.name}: {c.summary}")
+                lines += [f"    {d}" for d in c.diff.splitlines()]
+            if not miss.candidates:
+                lines.append("  nothing like it was recorded")
+            parts.append("\n".join(lines))
+        sections.append("\n".join(parts))
+    if not_made:
+        sections.append(
+            "\n".join(
+                f"expected call not made: {line_of(e)} (to {e.destination})" for e in not_made
+            )
+        )
+    details = "\n\n".join(sections)
+    if error:
+        return error, details
+    if misses:
+        more = f" (and {len(misses) - 1} more)" if len(misses) > 1 else ""
+        return misses[0].line() + more, details
+    if not_made:
+        more = f" (and {len(not_made) - 1} more)" if len(not_made) > 1 else ""
+        return f"expected call not made: {line_of(not_made[0])}{more}", details
+    if differences:
+        first = differences[0].line()
+        more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
+        return f"response changed: {first}{more}", details
+    return "", details
+
+
+def write_noise(test: TestCase, proposed: Iterable[str]) -> None:
+    """Add the proposed noise to the test's file, whole or not at all."""
+    doc = dict(test.doc)
+    doc["noise"] = sorted({*doc.get("noise", ()), *proposed})
+    fd, temporary = tempfile.mkstemp(prefix=f".{test.file.name}.", dir=test.file.parent)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(dump(doc))
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, test.file)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,75 @@
+"""The service under test as a process: when it is ready, and how it is stopped. Shared by
+``kpy record`` and ``kpy test``."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from kpy_ci.service_log import ServiceLog
+
+STOP_SECONDS = 10.0
+
+
+def wait_ready(
+    service: subprocess.Popen[Any],
+    port: int,
+    ready_url: str | None,
+    timeout: float,
+    service_log: ServiceLog,
+    shown_port: int | None = None,
+) -> str | None:
+    """Wait until the service accepts connections on ``port`` (or, with ``ready_url``,
+    answers it below 500 there); why not, if it never did. The probe goes to the service
+    itself, never through kpy, so it is no test case. ``shown_port``: the port to name in
+    the answer, the one the user knows (kpy record moves the service's own)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.poll() is not None:
+            return (
+                f"the service exited with code {service.returncode} before it was ready; "
+                f"its last lines:\n{service_log.tail()}"
+            )
+        if _answers(port, ready_url):
+            return None
+        time.sleep(0.05)
+    return (
+        f"the service was not ready on port {shown_port or port} after {timeout:g}s; "
+        f"its last lines:\n{service_log.tail()}"
+    )
+
+
+def _answers(port: int, ready_url: str | None) -> bool:
+    if ready_url is None:
+        for host in ("127.0.0.1", "::1"):  # IPv4, IPv6 or both
+            try:
+                socket.create_connection((host, port), timeout=1).close()
+                return True
+            except OSError:
+                continue
+        return False
+    parts = urllib.parse.urlsplit(ready_url)
+    direct = parts._replace(netloc=f"127.0.0.1:{port}").geturl()
+    try:
+        with urllib.request.urlopen(direct, timeout=2) as response:
+            return int(response.status) < 500
+    except urllib.error.HTTPError as e:
+        return e.code < 500
+    except OSError:
+        return False
+
+
+def stop(service: subprocess.Popen[Any]) -> None:
+    """SIGTERM, as a deploy would, so the service closes its connections cleanly."""
+    if service.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            service.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            service.wait(STOP_SECONDS)

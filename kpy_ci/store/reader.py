@@ -1,0 +1,181 @@
+"""Test-sets read back for replay. Test cases are small and read whole; mocks.yaml may be
+larger than memory, so it is scanned once, one document at a time, and each document is
+read again from its place in the file when it is needed (``MocksFile``).
+
+Every document is checked against its JSON Schema; a bad one is a UsageError naming the
+file, the line and the field. A set written by another format version needs re-recording.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import jsonschema
+import yaml
+
+from kpy_ci.config import line_of, schema, validate
+from kpy_ci.errors import KpyError, UsageError
+from kpy_ci.store.serializer import VERSION
+
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_NUMBERED = re.compile(r"(\d+)$")
+
+
+class ReRecordNeeded(KpyError):
+    """The set cannot be replayed as it is: record it again."""
+
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class TestCase:
+    name: str
+    file: Path
+    doc: dict[str, Any]
+    line: int = 1
+
+    @property
+    def mocks(self) -> list[str]:
+        return list(self.doc.get("mocks", ()))
+
+    @property
+    def noise(self) -> list[str]:
+        return list(self.doc.get("noise", ()))
+
+
+@dataclass
+class TestSet:
+    name: str
+    path: Path
+    meta: dict[str, Any]
+    tests: list[TestCase] = field(default_factory=list)
+
+    @property
+    def mocks_file(self) -> Path:
+        return self.path / "mocks.yaml"
+
+
+def _number(path: Path) -> tuple[int, str]:
+    m = _NUMBERED.search(path.stem if path.is_file() else path.name)
+    return (int(m.group(1)) if m else 0, path.name)
+
+
+def find_sets(root: Path, name: str | None = None) -> list[Path]:
+    """The test-sets under ``root`` (or the one named), in order: test-set-2 before -10."""
+    if name is not None:
+        path = root / name
+        if not (path / "test-set.yaml").is_file():
+            raise UsageError(f"{path}: no test-set here (no test-set.yaml)")
+        return [path]
+    if not root.is_dir():
+        raise UsageError(f"{root}: no such directory (--path: where the test-sets are)")
+    found = [p for p in root.iterdir() if not p.name.startswith(".") and p.is_dir()]
+    return sorted((p for p in found if (p / "test-set.yaml").is_file()), key=_number)
+
+
+def _load(file: Path, schema_name: str) -> dict[str, Any]:
+    text = file.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as e:
+        raise UsageError(f"{file}{_mark(e)}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    _check_version(data, file)
+    validate(data, schema_name, file, node)
+    return data  # type: ignore[no-any-return]
+
+
+def _mark(e: yaml.YAMLError, first_line: int = 1) -> str:
+    mark = getattr(e, "problem_mark", None)
+    return f":{mark.line + first_line}" if mark is not None else ""
+
+
+def _check_version(data: Any, file: Path, line: int = 1) -> None:
+    version = data.get("version") if isinstance(data, dict) else None
+    if isinstance(version, str) and version.startswith("kpy/") and version != VERSION:
+        raise ReRecordNeeded(
+            f"{file}:{line}: version: {version} is not {VERSION}, the format this kpy "
+            "replays: record the set again"
+        )
+
+
+def load_set(path: Path) -> TestSet:
+    meta = _load(path / "test-set.yaml", "testset.schema.json")
+    tests = [
+        TestCase(file.stem, file, _load(file, "testcase.schema.json"))
+        for file in sorted((path / "tests").glob("*.yaml"), key=_number)
+    ]
+    if not (path / "mocks.yaml").is_file():
+        raise UsageError(f"{path / 'mocks.yaml'}: missing (a test-set has one, even empty)")
+    return TestSet(path.name, path, meta, tests)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Where one document of mocks.yaml is: byte offset and size, and its first line."""
+
+    offset: int
+    size: int
+    line: int
+
+
+class MocksFile:
+    """mocks.yaml, open for reading documents back by their Span."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[bytes] = open(path, "rb")  # noqa: SIM115  # closed by close()
+        self._validator = jsonschema.Draft202012Validator(schema("mock.schema.json"))
+
+    def scan(self) -> Iterator[tuple[Span, dict[str, Any]]]:
+        """Each document once, checked, with its place: memory holds one at a time."""
+        with open(self.path, "rb") as f:
+            for span, text in _documents(f):
+                yield span, self._parse(text, span)
+
+    def read(self, span: Span) -> dict[str, Any]:
+        self._file.seek(span.offset)
+        return self._parse(self._file.read(span.size), span)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def _parse(self, text: bytes, span: Span) -> dict[str, Any]:
+        try:
+            data = yaml.load(text, Loader=_Loader)
+        except yaml.YAMLError as e:
+            problem = getattr(e, "problem", e)
+            raise UsageError(
+                f"{self.path}{_mark(e, span.line)}: not valid YAML: {problem}"
+            ) from None
+        _check_version(data, self.path, span.line)
+        error = next(iter(self._validator.iter_errors(data)), None)
+        if error is not None:
+            node = yaml.compose(text, Loader=_Loader)
+            where = list(error.absolute_path)
+            line = line_of(node, where) + span.line - 1
+            name = ".".join(str(p) for p in where) or "(top level)"
+            raise UsageError(f"{self.path}:{line}: {name}: {error.message}")
+        return data  # type: ignore[no-any-return]
+
+
+def _documents(f: IO[bytes]) -> Iterator[tuple[Span, bytes]]:
+    """Split a multi-document YAML stream at its ``---`` lines (kpy writes one before each
+    document; a line that is exactly ``---`` cannot be inside one of kpy's documents)."""
+    chunk: list[bytes] = []
+    offset = start = 0
+    line = first = 1
+    for raw in f:
+        if raw.rstrip(b"\r\n") == b"---" or raw.startswith(b"--- "):
+            if any(part.strip() for part in chunk):
+                yield Span(start, offset - start, first), b"".join(chunk)
+            chunk, start, first = [], offset, line
+        chunk.append(raw)
+        offset += len(raw)
+        line += 1
+    if any(part.strip() for part in chunk):
+        yield Span(start, offset - start, first), b"".join(chunk)
