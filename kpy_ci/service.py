@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -67,9 +68,10 @@ def _answers(port: int, ready_url: str | None) -> bool:
 
 
 def stop(service: subprocess.Popen[Any]) -> None:
-    """SIGTERM, as a deploy would, so the service closes its connections cleanly."""
+    """SIGTERM to the service's process group, as a deploy would, so that it closes its
+    connections cleanly: the shell kpy starts it with may not pass the signal on."""
     if service.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            service.send_signal(signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(service.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             service.wait(STOP_SECONDS)

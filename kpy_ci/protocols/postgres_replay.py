@@ -104,10 +104,21 @@ def is_write(sql: str) -> bool:
         return False
     head = words[0].lstrip("(")
     if head == "COPY":
-        return "FROM" in words
+        return _copy_direction(words[1:]) == "FROM"
     if head == "WITH":
         return any(w.strip("(") in {"INSERT", "UPDATE", "DELETE", "MERGE"} for w in words)
     return head in _WRITES
+
+
+def _copy_direction(words: list[str]) -> str:
+    """FROM or TO, the first outside parentheses: ``COPY (SELECT a FROM t) TO STDOUT``
+    reads, whatever its query says."""
+    depth = 0
+    for word in words:
+        if depth == 0 and word in ("FROM", "TO"):
+            return word
+        depth += word.count("(") - word.count(")")
+    return ""
 
 
 def expected(request: Doc) -> bool:
