@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The demo: record the sample shop with kpy. Starts a throwaway PostgreSQL and Redis on free
-# loopback ports (with passwords, which kpy must never write down), the rates API, seeds the
-# database, then `kpy record` starts the shop in its own cgroup and runs traffic.py against
-# it. Everything it started is stopped on exit; the test-set stays in $KPY_DEMO_OUT.
+# The demo: record the sample shop with kpy, then replay it with nothing behind it. Starts a
+# throwaway PostgreSQL and Redis on free loopback ports (with passwords, which kpy must never
+# write down), the rates API, seeds the database, then `kpy record` starts the shop in its
+# own cgroup and runs traffic.py against it. Then PostgreSQL, Redis and the rates API are
+# stopped (their ports closed) and `kpy test` replays the recorded tests against the shop,
+# its calls answered from the mocks. The test-set and the JUnit report stay in $KPY_DEMO_OUT.
 # Run as root from the project root, after scripts/install.sh (scripts/demo.sh does both).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -76,3 +78,17 @@ for secret in "$pg_password" "$redis_password" "$rates_token"; do
   if grep -rqF "$secret" "$out/shop"; then echo "demo: a secret reached the test-set" >&2; exit 1; fi
 done
 echo "demo: no password or token in any recorded file"
+
+echo "demo: stopping PostgreSQL, Redis and the rates API"
+runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -m fast -w stop >/dev/null
+for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+pids=()
+for port in "$pg_port" "$redis_port" "$rates_port"; do
+  if "$python" -c "import socket,sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1)" "$port" 2>/dev/null; then
+    echo "demo: port $port still answers" >&2; exit 1
+  fi
+done
+echo "demo: kpy test -c 'python examples/shop/app.py' (no database, no Redis, no rates API)"
+"$kpy" test -c "$python examples/shop/app.py" --path "$out" --set shop \
+  --resolv-conf "$work/resolv.conf" --junit "$out/junit.xml"
+echo "demo: JUnit report in $out/junit.xml"
