@@ -174,6 +174,10 @@ class _Runner:
             for test in self.tests:
                 result = self._test(client, test)
                 console.progress(result, log)
+                if result.noise:
+                    written = " (written to its file)" if self.opts.write_noise else ""
+                    shown = ", ".join(result.noise)
+                    print(f"kpy: {result.name}: noise proposed: {shown}{written}", file=log)
                 results.append(result)
         return results
 
