@@ -152,7 +152,9 @@ class MocksFile:
             raise UsageError(
                 f"{self.path}{_mark(e, span.line)}: not valid YAML: {problem}"
             ) from None
-        _check_version(data, self.path, span.line)
+        lines = text.split(b"\n")
+        at = next((i for i, line in enumerate(lines) if line.startswith(b"version:")), 0)
+        _check_version(data, self.path, span.line + at)
         error = next(iter(self._validator.iter_errors(data)), None)
         if error is not None:
             node = yaml.compose(text, Loader=_Loader)
