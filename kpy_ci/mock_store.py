@@ -5,7 +5,8 @@ A call is matched exactly, on its protocol's key (``Matcher.key``), in three tie
 
 1. the running test's own mocks that are still unused (the test file lists them);
 2. any unused mock of the set (attribution by time may have put it in another test);
-3. a reusable mock, used or not (connection set-up, names resolved, idempotent reads).
+3. a reusable mock, used or not (connection set-up, names resolved, idempotent reads:
+   what the recording marked reusable, and what the protocol's ``Matcher.setup`` says).
 
 A call that matches nothing is a ``Miss``: the mock server answers a protocol-level error
 and the running test fails, with the nearest recorded candidates and how they differ.
@@ -63,14 +64,15 @@ def _entry(span: Span, doc: dict[str, Any]) -> Entry:
     protocol = doc["protocol"]
     matcher = MATCHERS[protocol]
     request = doc["request"]
+    reusable = bool(doc["reusable"]) or matcher.setup(request)
     return Entry(
         name=doc["name"],
         protocol=protocol,
         destination=doc["destination"],
         connection=doc["connection"],
         order=doc["order"],
-        reusable=bool(doc["reusable"]),
-        expected=matcher.expected(request) and not doc["reusable"],
+        reusable=reusable,
+        expected=matcher.expected(request) and not reusable,
         unasked=request.get("push") is True,
         key=digest(protocol, matcher.key(request)),
         summary=matcher.describe(request)[:SUMMARY_CHARS],

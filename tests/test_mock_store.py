@@ -145,6 +145,31 @@ def test_unused_before_reused(mocks: Mocks, open_store: Any) -> None:
     assert redis_call(store, "PING") == ping
 
 
+def query(sql: str) -> dict[str, Any]:
+    return {"messages": [{"type": "Query", "sql": sql}], "sql": sql}
+
+
+def test_connection_set_up_is_reused_whatever_the_recording_marked(
+    mocks: Mocks, open_store: Any
+) -> None:
+    """A pool may open more connections at replay than were recorded: what a driver asks on
+    each new one is served again (redis-py's CLIENT MAINT_NOTIFICATIONS, SQLAlchemy's
+    version and schema, a pre-ping), though the recording did not mark it reusable."""
+    mocks.redis("CLIENT", "MAINT_NOTIFICATIONS", "ON", reply={"error": "ERR unknown"})
+    mocks.sql("select pg_catalog.version()")
+    mocks.sql("SHOW standard_conforming_strings")
+    mocks.sql("SELECT 1")
+    mocks.sql("SELECT count(*) FROM orders")
+    store = open_store(mocks)
+    for _ in range(3):
+        assert redis_call(store, "CLIENT", "MAINT_NOTIFICATIONS", "ON") is not None
+        for sql in ("select pg_catalog.version()", "SHOW standard_conforming_strings", "SELECT 1"):
+            assert store.serve("postgres", PG, 1, query(sql), False) is not None
+    data = query("SELECT count(*) FROM orders")
+    assert store.serve("postgres", PG, 1, data, False) is not None
+    assert store.serve("postgres", PG, 1, data, False) is None  # data is served once
+
+
 def test_a_mock_is_served_once_across_tests(mocks: Mocks, open_store: Any) -> None:
     name = mocks.redis("INCR", "views", reply=1)
     store = open_store(mocks)
@@ -429,7 +454,8 @@ def test_is_write(sql: str) -> None:
         "COPY (SELECT * FROM t) TO STDOUT",
         "COPY (SELECT a FROM t WHERE b IN (SELECT c FROM d)) TO STDOUT",
         "BEGIN",
-        "COMMIT",
+        "ROLLBACK",
+        "PREPARE get_one (int) AS SELECT * FROM t WHERE id = $1",
         "SET search_path TO shop",
         "SHOW server_version",
     ],
@@ -438,9 +464,21 @@ def test_is_not_write(sql: str) -> None:
     assert not is_write(sql)
 
 
+RUNS = [{"type": "Execute", "portal": "", "max_rows": 0}, {"type": "Sync"}]
+
+
 def test_expected_from_the_requests_sql() -> None:
-    assert expected({"sql": "INSERT INTO t VALUES (1)"})
-    assert expected({"sql": ["SELECT 1", "UPDATE t SET a = 1"]})
-    assert not expected({"sql": ["SELECT 1", "COMMIT"]})
-    assert not expected({"sql": {"base64": "AAE="}})  # SQL that is not text: not known
+    assert expected({"messages": RUNS, "sql": "INSERT INTO t VALUES (1)"})
+    assert expected({"messages": RUNS, "sql": ["SELECT 1", "UPDATE t SET a = 1"]})
+    assert not expected({"messages": RUNS, "sql": ["SELECT 1", "ROLLBACK"]})
+    # a transaction's writes last only once it commits: a COMMIT not made is a write lost
+    assert expected({"messages": RUNS, "sql": "COMMIT"}) and expected(
+        {"messages": RUNS, "sql": "PREPARE TRANSACTION 'tx1'"}
+    )
+    assert not expected(
+        {"messages": RUNS, "sql": {"base64": "AAE="}}
+    )  # SQL that is not text: not known
+    # a unit that only prepares runs nothing: whether it is prepared again is the pool's
+    prepared = [{"type": "Parse", "statement": "s1", "sql": "INSERT INTO t VALUES ($1)"}]
+    assert not expected({"messages": [*prepared, {"type": "Sync"}], "sql": "INSERT INTO t"})
     assert not expected({"messages": [{"type": "Sync"}]})

@@ -110,6 +110,10 @@ class Matcher:
     expected: Callable[[Doc], bool]
     """Whether the call must be made again: a write (INSERT, SET, POST...). A write the
     service no longer makes fails its test; an unused read is only listed."""
+    setup: Callable[[Doc], bool] = lambda request: False
+    """Whether the call sets a connection up, or reads what does not change (SHOW, a
+    driver's CLIENT SETINFO): reusable however the recording marked it, since a replay may
+    open more connections than were recorded."""
 
 
 @dataclass(frozen=True)

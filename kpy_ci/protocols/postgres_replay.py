@@ -39,6 +39,11 @@ def _sql(value: str | Doc) -> str:
 
 def _message_key(m: Doc) -> Hashable:
     kind = m["type"]
+    if kind == "Flush" or (kind == "Parse" and m.get("statement")):
+        # a named statement is prepared once per connection, and which connection a pool
+        # hands out differs from run to run: its SQL stays in the key (``sql``), not whether
+        # this unit prepared it
+        return None
     if kind in ("Query", "Parse"):
         return (kind, _sql(m["sql"]), tuple(m.get("param_types", ())))
     if kind == "Bind":
@@ -49,8 +54,6 @@ def _message_key(m: Doc) -> Hashable:
         return (kind, "statement" if "statement" in m else "portal")
     if kind == "Execute":
         return (kind, m.get("max_rows", 0))
-    if kind == "Flush":
-        return None
     return (kind, repr(sorted(m.items())))  # Sync, FunctionCall, COPY data, unknown types
 
 
@@ -92,6 +95,7 @@ _LITERALS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/",
 _LOCKS = re.compile(r"\bFOR\s+(?:NO\s+KEY\s+)?(?:UPDATE|SHARE)\b|\bFOR\s+KEY\s+SHARE\b", re.I)
 _WRITES = frozenset(
     {"INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE", "COPY", "CREATE", "ALTER", "DROP"}
+    | {"COMMIT", "END"}  # a transaction's writes last only if it commits
     | {"GRANT", "REVOKE", "COMMENT", "CALL", "REFRESH", "CLUSTER", "REINDEX", "VACUUM"}
 )
 
@@ -105,6 +109,8 @@ def is_write(sql: str) -> bool:
     head = words[0].lstrip("(")
     if head == "COPY":
         return _copy_direction(words[1:]) == "FROM"
+    if head == "PREPARE":  # PREPARE TRANSACTION commits in two phases; PREPARE name does not
+        return words[1:2] == ["TRANSACTION"]
     if head == "WITH":
         return any(w.strip("(") in {"INSERT", "UPDATE", "DELETE", "MERGE"} for w in words)
     return head in _WRITES
@@ -121,12 +127,35 @@ def _copy_direction(words: list[str]) -> str:
     return ""
 
 
+_SETUP = re.compile(
+    r"(SHOW|SET|RESET|DISCARD)\b(?!\s+(TRANSACTION|CONSTRAINTS))"
+    r"|SELECT\s+(1|(pg_catalog\.)?version\(\)|current_schema\(\)|current_database\(\)"
+    r"|current_user|session_user|current_setting\([^()]*\)|pg_backend_pid\(\))\s*;?$",
+    re.I,
+)
+
+
+def setup(request: Doc) -> bool:
+    """Session settings and facts a driver or pool asks on each new connection (SQLAlchemy's
+    version and schema, SHOW standard_conforming_strings, a pre-ping's SELECT 1)."""
+    messages = request.get("messages", [])
+    if messages and messages[0]["type"] == "StartupMessage":
+        return True
+    sql = request.get("sql", [])
+    sql = [sql] if isinstance(sql, str | dict) else sql
+    return bool(sql) and all(isinstance(s, str) and _SETUP.match(" ".join(s.split())) for s in sql)
+
+
 def expected(request: Doc) -> bool:
+    """A unit that runs a writing statement (preparing one runs nothing)."""
+    runs = {"Query", "Execute", "FunctionCall"}
+    if not any(m["type"] in runs for m in request.get("messages", ())):
+        return False
     sql = request.get("sql", [])
     return any(isinstance(s, str) and is_write(s) for s in ([sql] if isinstance(sql, str) else sql))
 
 
-MATCHER = Matcher(match_key, describe, expected)
+MATCHER = Matcher(match_key, describe, expected, setup)
 
 
 def error_response(message: str, status: str) -> bytes:
@@ -143,6 +172,28 @@ def response_bytes(response: Doc) -> bytes:
     if "raw" in response:
         return from_text_or_base64(response["raw"])
     return b"".join(encode_message(m) for m in response.get("messages", ()))
+
+
+def _named_parses(request: Doc) -> int:
+    return sum(m["type"] == "Parse" and bool(m.get("statement")) for m in request["messages"])
+
+
+def _prepared_here(recorded: Doc, live: Doc, response: Doc) -> Doc:
+    """The recorded response, with as many ParseComplete as the live unit has Parses of
+    named statements: a statement the recording prepared in this unit may have been
+    prepared earlier on this connection now, or the other way round."""
+    extra = _named_parses(live) - _named_parses(recorded)
+    if not extra or "raw" in response:
+        return response
+    messages = list(response.get("messages", ()))
+    if extra > 0:
+        messages = [{"type": "ParseComplete"}] * extra + messages
+    else:
+        for _ in range(-extra):
+            first = next((i for i, m in enumerate(messages) if m["type"] == "ParseComplete"), None)
+            if first is not None:
+                del messages[first]
+    return {**response, "messages": messages}
 
 
 class PostgresMockServer:
@@ -204,7 +255,8 @@ class PostgresMockServer:
             )
             self._status = "E" if self._status in ("T", "E") else "I"
             return data
-        return self._sent(response_bytes(mock["response"]), mock["response"])
+        response = _prepared_here(mock["request"], request, mock["response"])
+        return self._sent(response_bytes(response), response)
 
     def _sent(self, data: bytes, response: Doc) -> bytes:
         for m in reversed(response.get("messages", ())):

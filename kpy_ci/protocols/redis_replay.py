@@ -15,7 +15,7 @@ from typing import Any
 
 from kpy_ci.protocols import redis
 from kpy_ci.protocols.base import Doc, Matcher, MockSource
-from kpy_ci.protocols.redis import command_name, encode_response, redact, words_of
+from kpy_ci.protocols.redis import REUSABLE, command_name, encode_response, redact, words_of
 from kpy_ci.protocols.resp import Reader
 
 # Commands that change nothing a later call could see (Redis's "readonly" and connection
@@ -65,7 +65,17 @@ def expected(request: Doc) -> bool:
     return bool(words) and command_name(words) not in READS and words[0] not in READS
 
 
-MATCHER = Matcher(match_key, describe, expected)
+# what clients send on every new connection, besides what the recording marks reusable
+SETUP = REUSABLE | {"CLIENT|MAINT_NOTIFICATIONS", "CLIENT|TRACKING", "CLIENT|NO-EVICT"}
+SETUP |= {"CLIENT|NO-TOUCH", "CLIENT|ID", "CLIENT|GETNAME", "CLIENT|INFO"}
+
+
+def setup(request: Doc) -> bool:
+    words = words_of(list(request.get("command", ())))
+    return bool(words) and (command_name(words) in SETUP or words[0] in SETUP)
+
+
+MATCHER = Matcher(match_key, describe, expected, setup)
 
 
 class RedisMockServer:

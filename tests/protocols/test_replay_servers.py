@@ -245,6 +245,33 @@ def test_postgres_bind_of_a_statement_prepared_earlier_matches_by_sql() -> None:
     assert len(source.misses) == 1 and "sql" not in source.misses[0]
 
 
+def test_postgres_named_statement_prepared_on_another_connection_than_recorded() -> None:
+    """A pool hands out other connections than when recording: the unit that prepared a
+    named statement then runs where it is prepared already, and the other way round. The
+    ParseComplete answers follow the Parses sent now."""
+    first_use = mock(
+        {"messages": [parse("user-by-id"), bind("user-by-id", "1"), *RUN, SYNC], "sql": PRICE_SQL},
+        {"messages": [{"type": "ParseComplete"}, {"type": "BindComplete"}, *ROWS, ready("I")]},
+    )
+    again = mock(
+        {"messages": [bind("user-by-id", "2"), *RUN, SYNC], "sql": PRICE_SQL},
+        {"messages": [{"type": "BindComplete"}, *ROWS, ready("I")]},
+    )
+    server, source = connected(first_use, again)
+    # this connection prepares it with the parameters of the recorded second use
+    out = server.client_data(pg(parse("user-by-id"), bind("user-by-id", "2"), *RUN, SYNC))
+    assert types(out) == [
+        "ParseComplete",
+        "BindComplete",
+        *(m["type"] for m in ROWS),
+        "ReadyForQuery",
+    ]
+    # and runs it prepared with the parameters of the recorded first use: no ParseComplete
+    out = server.client_data(pg(bind("user-by-id", "1"), *RUN, SYNC))
+    assert types(out) == ["BindComplete", *(m["type"] for m in ROWS), "ReadyForQuery"]
+    assert source.misses == []
+
+
 def test_postgres_miss_is_an_error_then_ready_for_query() -> None:
     server, source = connected(
         query("BEGIN", {"type": "CommandComplete", "tag": "BEGIN"}, ready("T")),
