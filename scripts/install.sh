@@ -13,6 +13,7 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
 command -v bpftool >/dev/null || missing+=(bpftool)
+command -v npm >/dev/null || missing+=(nodejs npm)  # the Node.js sample service's tests
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install.sh: apt-get install ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -32,4 +33,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install -q --upgrade pip >/dev/null
 .venv/bin/pip install -q -e '.[test]'
+# the Node.js sample's one dependency (node-postgres), from the npm registry; npm trusts the
+# system's CA store too
+( cd examples/users-node && NODE_EXTRA_CA_CERTS=${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt} \
+    npm install --no-audit --no-fund --no-package-lock --loglevel=error >/dev/null )
 echo "install.sh: kpy $(.venv/bin/kpy --version | awk '{print $NF}') in $(pwd)/.venv" >&2
