@@ -33,7 +33,7 @@ from kpy_ci.proxy.dns import MockDns
 from kpy_ci.proxy.server import MockEgress, ProxyLoop
 from kpy_ci.report import console
 from kpy_ci.report.model import Miss, RunResult, SetResult, TestResult
-from kpy_ci.service import stop, wait_ready
+from kpy_ci.service import listening_host, stop, wait_ready
 from kpy_ci.service_log import ServiceLog
 from kpy_ci.store.reader import TestCase, TestSet, find_sets, load_set
 from kpy_ci.store.serializer import dump
@@ -160,7 +160,8 @@ class _Runner:
     ) -> None:
         self.test_set, self.tests, self.opts = test_set, tests, opts
         self.store, self.service_log = store, service_log
-        self.base_url = f"http://127.0.0.1:{port}"
+        host = listening_host(port)
+        self.base_url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
         self.chain = redact.filters(opts.config)
         # a write is checked after the last test that lists it, since tests served at once
         # when recorded share mocks (attribution by time)

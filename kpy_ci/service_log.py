@@ -30,7 +30,8 @@ class ServiceLog:
             self.lines.append(line)
             self.count += 1
             if self.out is not None:
-                print(self.prefix + line, file=self.out, flush=True)
+                self.out.write(f"{self.prefix}{line}\n")  # one write: kpy prints too
+                self.out.flush()
         pipe.close()
 
     def wait(self, timeout: float = 5.0) -> None:

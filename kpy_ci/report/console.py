@@ -19,7 +19,8 @@ def progress(test: TestResult, out: IO[str]) -> None:
     line = f"{status} {test.set_name}/{test.name} {test.request} {test.seconds:.3f}s"
     if not test.passed:
         line += f" — {one_line(test.message) or 'failed'}"
-    print(line, file=out, flush=True)
+    out.write(line + "\n")  # one write: the service's output comes from another thread
+    out.flush()
 
 
 def summary(result: RunResult, out: IO[str]) -> None:

@@ -77,7 +77,8 @@ def _case(test: TestResult) -> ET.Element:
             case, "failure", message=one_line(test.message) or "failed", type=FAILURE_TYPE
         )
         failure.text = printable(test.details or test.message)
-    _add_text(case, "system-out", test.log)
+    noise = f"kpy: noise proposed: {', '.join(test.noise)}\n" if test.noise else ""
+    _add_text(case, "system-out", noise + test.log)
     return case
 
 
