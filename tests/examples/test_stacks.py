@@ -60,28 +60,13 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dic
                 "REDIS_URL": redis.url(),
                 "PORT": str(port),
             }
-            done = subprocess.run(
-                [
-                    *KPY,
-                    "record",
-                    "-c",
-                    shlex.join([*stack.argv, str(stack.app)]),
-                    "--port",
-                    str(port),
-                    "--path",
-                    str(tmp / "kpy"),
-                    "--set",
-                    stack.name,
-                    "--traffic",
-                    shlex.join([sys.executable, str(stack.app.parent / "traffic.py")]),
-                    "--resolv-conf",
-                    str(resolv_conf(tmp)),
-                ],
-                env=child_env() | env,
-                capture_output=True,
-                text=True,
-                timeout=180,
-            )
+            traffic = shlex.join([sys.executable, str(stack.app.parent / "traffic.py")])
+            args = [
+                "record", "-c", shlex.join([*stack.argv, str(stack.app)]), "--port", str(port),
+                "--path", str(tmp / "kpy"), "--set", stack.name, "--traffic", traffic,
+                "--resolv-conf", str(resolv_conf(tmp)),
+            ]  # fmt: skip
+            done = kpy(args, env)
             assert done.returncode == 0, done.stderr
             assert f"{stack.tests} tests" in done.stderr, done.stderr
             envs[stack.name] = env | {"KPY_SETS": str(tmp / "kpy")}
@@ -98,23 +83,16 @@ def replay(
     stack: Stack, env: dict[str, str], tmp_path: Path, app: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     command = shlex.join([*stack.argv, str(app or stack.app)])
+    args = [
+        "test", "-c", command, "--path", env["KPY_SETS"], "--set", stack.name,
+        "--resolv-conf", str(resolv_conf(tmp_path)),
+    ]  # fmt: skip
+    return kpy(args, env)
+
+
+def kpy(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            *KPY,
-            "test",
-            "-c",
-            command,
-            "--path",
-            env["KPY_SETS"],
-            "--set",
-            stack.name,
-            "--resolv-conf",
-            str(resolv_conf(tmp_path)),
-        ],
-        env=child_env() | env,
-        capture_output=True,
-        text=True,
-        timeout=180,
+        [*KPY, *args], env=child_env() | env, capture_output=True, text=True, timeout=180
     )
 
 
