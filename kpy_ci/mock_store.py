@@ -19,12 +19,14 @@ read from the file when it is served. Lookups are dictionary hits, flat in the s
 
 from __future__ import annotations
 
+import bisect
+import copy
 import difflib
 import hashlib
 import json
 import threading
 import time
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,8 @@ from kpy_ci.store.serializer import dump
 
 CANDIDATES = 3
 SUMMARY_CHARS = 200
+NEAREST_SCAN = 2000  # mocks a miss compares itself with: those recorded nearest the test's
+REUSABLE_CACHED = 1024  # reusable documents kept parsed (a start-up is served every connection)
 Key = tuple[str, bytes]
 
 
@@ -83,14 +87,19 @@ def _entry(span: Span, doc: dict[str, Any]) -> Entry:
 class MockStore:
     """Thread-safe: the proxy's loop serves calls while the runner starts and ends tests."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, redact: Callable[[Doc], Doc] = lambda request: request) -> None:
+        """``redact``: kpy.yml's redaction, applied to a call before a miss report shows it
+        (the report is a file: no secret may reach it)."""
         self._file = MocksFile(path)
+        self._redact = redact
         self.entries: dict[str, Entry] = {}
         self._index: dict[Key, list[Entry]] = {}
         self._reusable: dict[Key, list[Entry]] = {}
         self._cursor: dict[Key, int] = {}  # entries before it in _index[key] are all used
         self._places: dict[tuple[int, int], Entry] = {}
-        self._by_protocol: dict[str, list[Entry]] = {}
+        self._by_protocol: dict[str, list[Entry]] = {}  # in file order
+        self._parsed: dict[str, Doc] = {}
+        self._last_offset = 0  # of the last mock served: where the replay is in the file
         self._used: set[str] = set()
         self._test: dict[Key, list[Entry]] = {}
         self._test_names: set[str] = set()
@@ -176,7 +185,18 @@ class MockStore:
                 return None
             self._used.add(entry.name)
             self._served.append(entry.name)
-        return self._file.read(entry.span)
+            self._last_offset = entry.span.offset
+        return self._document(entry)
+
+    def _document(self, entry: Entry) -> Doc:
+        """The mock's document, read again from the file; reusable ones kept once read
+        (a mock server reads what it is given, and changes none of it)."""
+        doc = self._parsed.get(entry.name)
+        if doc is None:
+            doc = self._file.read(entry.span)
+            if entry.reusable and len(self._parsed) < REUSABLE_CACHED:
+                self._parsed[entry.name] = doc
+        return doc
 
     def next_on_connection(self, mock: Doc) -> Doc | None:
         with self._lock:
@@ -184,7 +204,7 @@ class MockStore:
             if entry is None or not entry.unasked:
                 return None
             self._used.add(entry.name)
-        return self._file.read(entry.span)
+        return self._document(entry)
 
     def _find(self, key: Key) -> Entry | None:
         for e in self._test.get(key, ()):
@@ -201,6 +221,7 @@ class MockStore:
         return reusable[0] if reusable else None
 
     def _miss(self, protocol: str, destination: str, connection: int, request: Doc) -> Miss:
+        request = self._redact(copy.deepcopy(request))
         live = MATCHERS[protocol].describe(request)
         return Miss(
             protocol, destination, connection, live, tuple(self._nearest(protocol, live, request))
@@ -208,10 +229,12 @@ class MockStore:
 
     def _nearest(self, protocol: str, live: str, request: Doc) -> list[Candidate]:
         """The recorded mocks of this protocol most like the call: the running test's
-        first, then by how alike their summaries are, unused ones before used ones."""
+        first, then by how alike their summaries are, unused ones before used ones. Only
+        the NEAREST_SCAN recorded closest to the running test are compared, so a miss costs
+        the same in a set of any size."""
         scored = []
         matcher = difflib.SequenceMatcher(b=live, autojunk=False)
-        for e in self._by_protocol.get(protocol, ()):
+        for e in self._near_the_test(protocol):
             matcher.set_seq1(e.summary)
             if matcher.real_quick_ratio() < 0.2:
                 continue
@@ -231,6 +254,17 @@ class MockStore:
             )
             out.append(Candidate(e.name, e.summary, "\n".join(diff)))
         return out
+
+    def _near_the_test(self, protocol: str) -> list[Entry]:
+        """The running test's mocks of this protocol, and those recorded around them."""
+        entries = self._by_protocol.get(protocol, [])
+        own = [self.entries[n] for n in self._test_names if self.entries[n].protocol == protocol]
+        if len(entries) <= NEAREST_SCAN:
+            return entries
+        offsets = [e.span.offset for e in own] or [self._last_offset]
+        middle = bisect.bisect_left(entries, min(offsets), key=lambda e: e.span.offset)
+        start = max(0, min(middle - NEAREST_SCAN // 2, len(entries) - NEAREST_SCAN))
+        return own + entries[start : start + NEAREST_SCAN]
 
 
 def line_of(entry: Entry) -> str:

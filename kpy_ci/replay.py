@@ -38,7 +38,7 @@ from kpy_ci.service_log import ServiceLog
 from kpy_ci.store.reader import TestCase, TestSet, find_sets, load_set
 from kpy_ci.store.serializer import dump
 
-QUIET_SECONDS = 0.03  # after a response, calls still coming belong to the same test
+QUIET_SECONDS = 0.015  # after a response, calls still coming belong to the same test
 QUIET_MAX_SECONDS = 2.0
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
 
@@ -89,7 +89,8 @@ def _replay_set(
     result = SetResult(test_set.name, _shown(test_set.path))
     port = opts.port or int(test_set.meta["port"])
     service_log = ServiceLog(log)
-    store = MockStore(test_set.mocks_file)
+    chain = redact.filters(opts.config)
+    store = MockStore(test_set.mocks_file, lambda doc: _redacted(doc, chain))
     loop = ProxyLoop()
     session: Session | None = None
 
@@ -133,6 +134,10 @@ def _replay_set(
     result.log_tail = service_log.tail(40)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _redacted(request: Doc, chain: list[redact.Filter]) -> Doc:
+    return next(redact.apply_all([{"request": request}], chain))["request"]  # type: ignore[no-any-return]
 
 
 def _shown(path: Path) -> Path:

@@ -20,7 +20,7 @@ from junitparser import JUnitXml
 
 from tests.conftest import KPY, child_env, leftover_cgroups, no_kpy_left
 from tests.dns_server import DnsServer
-from tests.examples.shop import SHOP, TRAFFIC_LINES, reset, shop_env
+from tests.examples.shop import RATES_TOKEN, SHOP, TRAFFIC_LINES, reset, shop_env
 from tests.report.test_junit import validates
 from tests.servers import postgres_server, redis_server
 from tests.test_record import TRAFFIC, kpy_record, rates_service
@@ -180,6 +180,22 @@ def test_dropped_write_keeps_the_response_and_still_fails(
     fails = [line for line in done.stderr.splitlines() if line.startswith("FAIL ")]
     assert len(fails) >= 1 and all("expected call not made" in line for line in fails[:1])
     assert "response changed" not in "\n".join(fails)
+
+
+def test_no_secret_reaches_a_report(recorded: Recorded, tmp_path: Path) -> None:
+    """A call that misses is shown in the report with its nearest mocks, redacted as a
+    recording is: the rates API's bearer token, which the shop sends, is in no written byte."""
+    app = regressed(tmp_path, "/rates?", "/v2/rates?")
+    report, summary = tmp_path / "junit.xml", tmp_path / "summary.md"
+    github = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
+    done = kpy_test(recorded, tmp_path, app, "--junit", str(report), env=github)
+    assert done.returncode == 1
+    assert "http call to 127.0.0.1:" in done.stderr and "GET /v2/rates?from=USD" in done.stderr
+    written = report.read_bytes() + summary.read_bytes() + (done.stdout + done.stderr).encode()
+    # the nearest mock's diff shows what changed; unredacted, the Authorization line would
+    # differ too (recorded redacted, sent with the token) and show the token
+    assert b"+url: /v2/rates?from=USD" in report.read_bytes()
+    assert RATES_TOKEN.encode() not in written
 
 
 def test_github_actions_reports(recorded: Recorded, tmp_path: Path) -> None:

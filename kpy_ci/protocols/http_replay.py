@@ -17,7 +17,13 @@ import h11
 
 from kpy_ci.protocols import http
 from kpy_ci.protocols.base import Doc, Matcher, MockSource
-from kpy_ci.protocols.http import MAX_HEAD, decode_body, encode_response, header_tokens
+from kpy_ci.protocols.http import (
+    MAX_HEAD,
+    decode_body,
+    encode_response,
+    header_tokens,
+    redact_headers,
+)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
@@ -108,7 +114,12 @@ class HttpMockServer:
         req = self._request
         assert req is not None
         headers = [[_text(n), _text(v)] for n, v in req.headers.raw_items()]
-        request: Doc = {"method": _text(req.method), "url": _text(req.target), "headers": headers}
+        # redacted as the recording was: a miss report shows this request, and is written
+        request: Doc = {
+            "method": _text(req.method),
+            "url": _text(req.target),
+            "headers": redact_headers(headers),
+        }
         body = decode_body(headers, bytes(self._body))
         if body is not None:
             request["body"] = body
