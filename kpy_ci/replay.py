@@ -58,6 +58,9 @@ class TestOptions:
     passthrough: list[tuple[str, int]] = field(default_factory=list)
     config: Config = field(default_factory=Config)
     resolv_conf: Path | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    """--header: values for headers the recording redacted (Authorization...), by lower-case
+    name; given to each request that recorded the header."""
 
 
 def in_shard(set_name: str, test: str, shard: tuple[int, int] | None) -> bool:
@@ -240,8 +243,11 @@ class _Runner:
         return self.store.end_test()
 
     def _send(self, client: httpx.Client, request: Doc) -> tuple[Doc | None, str]:
+        given = self.opts.headers
         headers = [
-            (name, value) for name, value in request["headers"] if name.lower() not in HOP_BY_HOP
+            (name, given.get(name.lower(), value))
+            for name, value in request["headers"]
+            if name.lower() not in HOP_BY_HOP
         ]
         body = request.get("body")
         content = http.encode_body(body, request["headers"]) if body is not None else b""

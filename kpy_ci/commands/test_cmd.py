@@ -27,6 +27,16 @@ def shard_option(value: str | None) -> tuple[int, int] | None:
     return int(m.group(1)), int(m.group(2))
 
 
+def header_option(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for value in values:
+        name, colon, given = value.partition(":")
+        if not colon or not name.strip() or any(c in name for c in " \t"):
+            raise UsageError("--header: expected 'NAME: VALUE' (the value is not shown here)")
+        out[name.strip().lower()] = given.strip()
+    return out
+
+
 @click.command()
 @click.option(
     "-c", "--command", "command", required=True, help="Shell command starting the service."
@@ -64,6 +74,12 @@ def shard_option(value: str | None) -> tuple[int, int] | None:
     multiple=True,
     help="ADDRESS[/BITS] or IP:PORT the service reaches directly, not from mocks.",
 )
+@click.option(
+    "--header",
+    "headers",
+    multiple=True,
+    help="'NAME: VALUE' for a header the recording redacted (Authorization): sent instead.",
+)
 @resolv_conf_option
 def test(
     command: str,
@@ -78,6 +94,7 @@ def test(
     ready_timeout: float,
     request_timeout: float,
     passthrough: tuple[str, ...],
+    headers: tuple[str, ...],
     resolv_conf: Path | None,
 ) -> int:
     """Replay the recorded tests against the service, its outbound calls served from mocks."""
@@ -98,6 +115,7 @@ def test(
         passthrough=passthrough_rules(passthrough) + configured_passthrough(config),
         config=config,
         resolv_conf=resolv_conf,
+        headers=header_option(headers),
     )
     result = replay(options, sys.stderr)
     if junit is not None:
