@@ -55,6 +55,7 @@ class Entry:
     expected: bool
     unasked: bool  # what the server sent of its own accord (a pub/sub message)
     key: Key
+    partial_keys: tuple[Key, ...]  # the request cut where its client waited (Matcher.partials)
     summary: str
     span: Span
 
@@ -79,6 +80,7 @@ def _entry(span: Span, doc: dict[str, Any]) -> Entry:
         expected=matcher.expected(request) and not reusable,
         unasked=request.get("push") is True,
         key=digest(protocol, matcher.key(request)),
+        partial_keys=tuple(digest(protocol, k) for k in matcher.partials(request)),
         summary=matcher.describe(request)[:SUMMARY_CHARS],
         span=span,
     )
@@ -116,7 +118,8 @@ class MockStore:
 
     def _add(self, e: Entry) -> None:
         self.entries[e.name] = e
-        self._index.setdefault(e.key, []).append(e)
+        for key in (e.key, *e.partial_keys):
+            self._index.setdefault(key, []).append(e)
         if e.reusable:
             self._reusable.setdefault(e.key, []).append(e)
         self._places[(e.connection, e.order)] = e
@@ -133,7 +136,8 @@ class MockStore:
             self._test = {}
             for name in sorted(self._test_names, key=lambda n: self.entries[n].span.offset):
                 e = self.entries[name]
-                self._test.setdefault(e.key, []).append(e)
+                for key in (e.key, *e.partial_keys):
+                    self._test.setdefault(key, []).append(e)
 
     def end_test(self) -> tuple[list[Miss], list[str]]:
         """The misses, and the mocks served, since the last test ended; no test is
@@ -159,13 +163,20 @@ class MockStore:
             for name in names:
                 if name in self._used:
                     self._used.discard(name)
-                    self._cursor[self.entries[name].key] = 0
+                    e = self.entries[name]
+                    for key in (e.key, *e.partial_keys):
+                        self._cursor[key] = 0
 
     def unused(self) -> list[Entry]:
         with self._lock:
             return [e for e in self.entries.values() if e.name not in self._used]
 
     # --- the mock servers' side ----------------------------------------------------------
+
+    def miss(self, protocol: str, destination: str, connection: int, request: Doc) -> None:
+        with self._lock:
+            self.last_call = time.monotonic()
+            self._misses.append(self._miss(protocol, destination, connection, request))
 
     def add_miss(self, miss: Miss) -> None:
         with self._lock:

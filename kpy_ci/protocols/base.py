@@ -80,6 +80,11 @@ class MockSource(TypingProtocol):
         unasked (a pub/sub message): it follows the answer to ``mock``."""
         ...
 
+    def miss(self, request: Doc) -> None:
+        """Note a call no mock answers, found by the mock server itself (a unit that began
+        like a mock and went on otherwise)."""
+        ...
+
 
 class MockServer(TypingProtocol):
     """Plays the server of one connection from mocks: fed the client's bytes in chunks of
@@ -115,6 +120,9 @@ class Matcher:
     """Whether the call sets a connection up, or reads what does not change (SHOW, a
     driver's CLIENT SETINFO): reusable however the recording marked it, since a replay may
     open more connections than were recorded."""
+    partials: Callable[[Doc], list[Hashable]] = lambda request: []
+    """Keys of the request cut where the client waited for answers before it was whole
+    (PostgreSQL's Flush in a pipeline): a mock server asks with such a cut request first."""
 
 
 @dataclass(frozen=True)

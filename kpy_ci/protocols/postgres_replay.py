@@ -13,9 +13,12 @@ get 'N'. It answers a simple Query, a FunctionCall, or the extended messages up 
 as one unit each, as the recorder cut them. A call no mock matches gets an ErrorResponse
 (SQLSTATE XX000, "kpy: no recorded mock matches ...") and ReadyForQuery.
 
+A client in pipeline mode sends a Flush and waits before its Sync: the server then answers
+the messages so far from the mock whose unit began the same way (``partials``), and the rest
+at the Sync if the unit went on as recorded (else an error, and a miss).
+
 Not covered: COPY FROM STDIN (the recorded exchange holds the client's data, which the
-server would have to ask for first), and a unit the client waits on before its Sync
-(Flush then wait): both are misses.
+server would have to ask for first): a miss.
 """
 
 from __future__ import annotations
@@ -57,14 +60,37 @@ def _message_key(m: Doc) -> Hashable:
     return (kind, repr(sorted(m.items())))  # Sync, FunctionCall, COPY data, unknown types
 
 
+def _sql_list(request: Doc) -> list[str | Doc]:
+    sql = request.get("sql", [])
+    return [sql] if isinstance(sql, str | dict) else list(sql)
+
+
 def match_key(request: Doc) -> Hashable:
     messages = request.get("messages", [])
     if messages and messages[0]["type"] == "StartupMessage":
         return ("startup",)  # any start-up answers any client: kpy authenticates nobody
-    sql = request.get("sql", [])
-    sql = [sql] if isinstance(sql, str | dict) else sql
     keys = tuple(k for m in messages if (k := _message_key(m)) is not None)
-    return (tuple(_sql(s) for s in sql), keys)
+    key = (tuple(_sql(s) for s in _sql_list(request)), keys)
+    return ("partial", *key) if request.get("partial") else key
+
+
+def partials(request: Doc) -> list[Hashable]:
+    """The unit cut after each Flush in it, as a client in pipeline mode waits there: the
+    messages so far, and the SQL they name (the recorded ``sql`` taken in order: one for
+    each Query, Parse, and Bind of a statement not parsed in the unit)."""
+    messages, sql = request.get("messages", []), _sql_list(request)
+    out: list[Hashable] = []
+    named, parsed = 0, set()
+    for i, m in enumerate(messages):
+        if m["type"] in ("Query", "Parse"):
+            named += 1
+            parsed.add(m.get("statement", ""))
+        elif m["type"] == "Bind" and m.get("statement", "") not in parsed:
+            named += 1
+        elif m["type"] == "Flush" and i + 1 < len(messages):
+            cut = {"messages": messages[: i + 1], "sql": sql[:named], "partial": True}
+            out.append(match_key(cut))
+    return out
 
 
 def _param(value: Any) -> str:
@@ -155,7 +181,56 @@ def expected(request: Doc) -> bool:
     return any(isinstance(s, str) and is_write(s) for s in ([sql] if isinstance(sql, str) else sql))
 
 
-MATCHER = Matcher(match_key, describe, expected, setup)
+MATCHER = Matcher(match_key, describe, expected, setup, partials)
+
+
+_ASYNC = frozenset({"NoticeResponse", "ParameterStatus", "NotificationResponse"})
+
+
+def split_response(requests: list[Doc], responses: list[Doc]) -> list[int]:
+    """For each request message of a unit, where its answer ends among the response's
+    messages (ParseComplete for a Parse, rows and CommandComplete for an Execute...; after
+    an ErrorResponse nothing until the Sync): how much of the answer a client that waits
+    after that message has asked for."""
+    ends: list[int] = []
+    j, failed = 0, False
+
+    def take(*names: str) -> bool:
+        nonlocal j, failed
+        while j < len(responses) and responses[j]["type"] in _ASYNC:
+            j += 1
+        if j < len(responses) and responses[j]["type"] == "ErrorResponse":
+            j, failed = j + 1, True
+        elif j < len(responses) and responses[j]["type"] in names:
+            j += 1
+            return True
+        return False
+
+    for m in requests:
+        kind = m["type"]
+        if kind == "Sync":
+            while j < len(responses) and responses[j]["type"] != "ReadyForQuery":
+                j += 1
+            j, failed = min(j + 1, len(responses)), False
+        elif failed or kind == "Flush":
+            pass
+        elif kind in _COMPLETES:
+            take(_COMPLETES[kind])
+        elif kind == "Describe":
+            if "statement" in m:
+                take("ParameterDescription")
+            if not failed:
+                take("RowDescription", "NoData")
+        elif kind == "Execute":
+            while not failed and take("DataRow"):
+                pass
+            if not failed:
+                take("CommandComplete", "EmptyQueryResponse", "PortalSuspended")
+        ends.append(j)
+    return ends
+
+
+_COMPLETES = {"Parse": "ParseComplete", "Bind": "BindComplete", "Close": "CloseComplete"}
 
 
 def error_response(message: str, status: str) -> bytes:
@@ -164,6 +239,10 @@ def error_response(message: str, status: str) -> bytes:
     error |= {"code": MISS_CODE, "message": message}
     after = "E" if status in ("T", "E") else "I"
     return encode_message(error) + encode_message({"type": "ReadyForQuery", "status": after})
+
+
+def ready(status: str) -> Doc:
+    return {"type": "ReadyForQuery", "status": status}
 
 
 def response_bytes(response: Doc) -> bytes:
@@ -206,6 +285,10 @@ class PostgresMockServer:
         self._sql: list[str | Doc] = []
         self._parsed: set[str] = set()
         self._status = "I"  # the transaction status of the last ReadyForQuery sent
+        # a pipelined unit answered in parts, at each Flush: its mock, how much is sent
+        self._streaming: Doc | None = None
+        self._answered = 0  # response messages sent of it
+        self._failed = False  # an error was sent in this unit: nothing more until Sync
 
     def opening(self) -> bytes:
         return b""  # the client speaks first
@@ -222,7 +305,9 @@ class PostgresMockServer:
                 out += self._untyped(decode_untyped(frame.raw))
             elif frame.tag == "X":
                 self.closed = True
-            elif frame.tag not in "pH":  # a password kpy never asked for; a Flush
+            elif frame.tag == "H":
+                out += self._flush() if self._unit else b""  # a lone Flush asks nothing
+            elif frame.tag != "p":  # a password kpy never asked for
                 out += self._typed(decode_message(frame.raw, frontend=True))
         return bytes(out)
 
@@ -244,19 +329,79 @@ class PostgresMockServer:
         note_statement(doc, self._sql, self._parsed, self._statements)
         if doc["type"] not in ("Query", "Sync", "FunctionCall"):
             return b""
-        request: Doc = {"messages": self._unit}
-        if self._sql:
-            request["sql"] = self._sql[0] if len(self._sql) == 1 else self._sql
+        request = self._request()
         self._unit, self._sql, self._parsed = [], [], set()
+        streaming, failed, self._streaming, self._failed = (
+            self._streaming,
+            self._failed,
+            None,
+            False,
+        )
+        if failed:  # the error was sent at a Flush: its ReadyForQuery now
+            self._status = "E" if self._status in ("T", "E") else "I"
+            return encode_message(ready(self._status))
+        if streaming is not None:
+            return self._rest(streaming, request)
         mock = self.source.serve(request)
         if mock is None:
-            data = error_response(
-                f"kpy: no recorded mock matches {describe(request)}", self._status
-            )
-            self._status = "E" if self._status in ("T", "E") else "I"
-            return data
+            return self._missed(request)
         response = _prepared_here(mock["request"], request, mock["response"])
         return self._sent(response_bytes(response), response)
+
+    def _request(self, partial: bool = False) -> Doc:
+        request: Doc = {"messages": list(self._unit)}
+        if self._sql:
+            request["sql"] = self._sql[0] if len(self._sql) == 1 else list(self._sql)
+        if partial:
+            request["partial"] = True
+        return request
+
+    def _flush(self) -> bytes:
+        """The client waits before its Sync (pipeline mode): answer what it sent so far,
+        from the mock whose unit began the same way (found at the first Flush)."""
+        self._unit.append({"type": "Flush"})
+        if self._failed:
+            return b""
+        if self._streaming is None:
+            self._streaming = self.source.serve(self._request(partial=True))
+            self._answered = 0
+            if self._streaming is None:
+                return self._fail(f"kpy: no recorded mock matches {describe(self._request())}")
+        recorded = self._streaming["request"]["messages"]
+        so_far = len(self._unit)
+        if [_message_key(m) for m in recorded[:so_far]] != [_message_key(m) for m in self._unit]:
+            self.source.miss(self._request())
+            return self._fail(f"kpy: no recorded mock matches {describe(self._request())}")
+        end = split_response(recorded, self._streaming["response"]["messages"])[so_far - 1]
+        return self._part(end)
+
+    def _rest(self, mock: Doc, request: Doc) -> bytes:
+        """The Sync of a unit answered in parts: the rest, if it went on as recorded."""
+        if match_key(request) != match_key(mock["request"]):
+            self.source.miss(request)
+            return self._missed(request)
+        self._streaming = mock
+        data = self._part(len(mock["response"]["messages"]))
+        self._streaming = None
+        return self._sent(data, mock["response"])
+
+    def _missed(self, request: Doc) -> bytes:
+        """An ErrorResponse and ReadyForQuery for a unit no mock answers (noted already)."""
+        data = error_response(f"kpy: no recorded mock matches {describe(request)}", self._status)
+        self._status = "E" if self._status in ("T", "E") else "I"
+        return data
+
+    def _part(self, end: int) -> bytes:
+        assert self._streaming is not None
+        messages = self._streaming["response"]["messages"][self._answered : end]
+        self._answered = max(self._answered, end)
+        return b"".join(encode_message(m) for m in messages)
+
+    def _fail(self, message: str) -> bytes:
+        """An error in the middle of a unit: the server says nothing more until Sync."""
+        self._failed, self._streaming = True, None
+        error = {"type": "ErrorResponse", "severity": "ERROR", "severity_nonlocalized": "ERROR"}
+        return encode_message(error | {"code": MISS_CODE, "message": message})
 
     def _sent(self, data: bytes, response: Doc) -> bytes:
         for m in reversed(response.get("messages", ())):

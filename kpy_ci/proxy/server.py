@@ -220,6 +220,9 @@ class _Source:
     def next_on_connection(self, mock: Doc) -> Doc | None:
         return self.store.next_on_connection(mock)
 
+    def miss(self, request: Doc) -> None:
+        self.store.miss(self.protocol, self.destination, self.connection, request)
+
 
 class MockEgress:
     """Replay: where eBPF sends the service's connections. Each is answered from the mocks

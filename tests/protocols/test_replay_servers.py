@@ -21,7 +21,7 @@ from kpy_ci.protocols.generic import GenericMockServer
 from kpy_ci.protocols.http_replay import HttpMockServer
 from kpy_ci.protocols.postgres_framing import Framer
 from kpy_ci.protocols.postgres_messages import decode_message, encode_message
-from kpy_ci.protocols.postgres_replay import PostgresMockServer
+from kpy_ci.protocols.postgres_replay import PostgresMockServer, split_response
 from kpy_ci.protocols.redis_replay import RedisMockServer
 from kpy_ci.protocols.registry import MATCHERS
 
@@ -38,7 +38,8 @@ class Source:
         self.calls: list[tuple[Doc, bool]] = []
         self.misses: list[Doc] = []
         for m in mocks:
-            self.by_key.setdefault(self.matcher.key(m["request"]), []).append(m)
+            for key in [self.matcher.key(m["request"]), *self.matcher.partials(m["request"])]:
+                self.by_key.setdefault(key, []).append(m)
             self.places[(m["connection"], m["order"])] = m
 
     def serve(self, request: Doc, *, optional: bool = False) -> Doc | None:
@@ -50,6 +51,9 @@ class Source:
         if not optional:
             self.misses.append(request)
         return None
+
+    def miss(self, request: Doc) -> None:
+        self.misses.append(request)
 
     def next_on_connection(self, mock: Doc) -> Doc | None:
         after = self.places.get((mock["connection"], mock["order"] + 1))
@@ -270,6 +274,55 @@ def test_postgres_named_statement_prepared_on_another_connection_than_recorded()
     out = server.client_data(pg(bind("user-by-id", "1"), *RUN, SYNC))
     assert types(out) == ["BindComplete", *(m["type"] for m in ROWS), "ReadyForQuery"]
     assert source.misses == []
+
+
+INSERT_SQL = "INSERT INTO t (a) VALUES ($1)"
+PIPELINE = [
+    parse("", INSERT_SQL), bind("", "4"), *RUN,
+    parse("", PRICE_SQL), bind("", "7"), *RUN,
+    {"type": "Flush"}, SYNC,
+]  # fmt: skip
+PIPELINE_ANSWER = [
+    {"type": "ParseComplete"}, {"type": "BindComplete"}, {"type": "NoData"},
+    {"type": "CommandComplete", "tag": "INSERT 0 1"},
+    {"type": "ParseComplete"}, {"type": "BindComplete"}, *ROWS, ready("I"),
+]  # fmt: skip
+
+
+def pipelined() -> Doc:
+    return mock(
+        {"messages": PIPELINE, "sql": [INSERT_SQL, PRICE_SQL]}, {"messages": PIPELINE_ANSWER}
+    )
+
+
+def test_postgres_pipeline_answered_at_its_flush_then_at_its_sync() -> None:
+    """psycopg in pipeline mode sends a Flush and waits for the answers before its Sync."""
+    server, source = connected(pipelined())
+    first = server.client_data(pg(*PIPELINE[:-1]))
+    assert types(first) == [m["type"] for m in PIPELINE_ANSWER[:-1]]
+    assert types(server.client_data(pg(SYNC))) == ["ReadyForQuery"]
+    assert source.misses == []
+
+
+def test_postgres_pipeline_that_goes_on_otherwise_is_a_miss() -> None:
+    server, source = connected(pipelined())
+    changed = [*PIPELINE[:6], parse("", "SELECT 2"), *PIPELINE[7:-1]]
+    [error] = answers(server.client_data(pg(*changed)))
+    assert error["type"] == "ErrorResponse" and error["code"] == "XX000"
+    assert types(server.client_data(pg(SYNC))) == ["ReadyForQuery"]
+    assert len(source.misses) == 1
+    # and one that began as recorded but changed after the Flush fails at its Sync
+    server, source = connected(pipelined())
+    server.client_data(pg(*PIPELINE[:-1]))
+    out = server.client_data(pg(parse("", "SELECT 3"), SYNC))
+    assert types(out) == ["ErrorResponse", "ReadyForQuery"] and len(source.misses) == 1
+
+
+def test_split_response_finds_each_messages_answer() -> None:
+    ends = split_response(PIPELINE, PIPELINE_ANSWER)
+    assert ends == [1, 2, 3, 4, 5, 6, 7, 9, 9, 10]
+    failed = [{"type": "ParseComplete"}, {"type": "ErrorResponse", "message": "x"}, ready("I")]
+    assert split_response([parse(""), bind(""), *RUN, SYNC], failed) == [1, 2, 2, 2, 3]
 
 
 def test_postgres_miss_is_an_error_then_ready_for_query() -> None:
