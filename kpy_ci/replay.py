@@ -217,11 +217,15 @@ class _Runner:
         if differences and live is not None:
             details = render(differences, recorded, live) + ("\n\n" + details if details else "")
         request = f"{test.doc['request']['method']} {test.doc['request']['url']}"
+        if misses or not_made or error:
+            line = test.line(["mocks"] if misses or not_made else ["response"])
+        else:
+            line = test.line(_place(differences[0].where) if differences else [])
         return TestResult(
             set_name=self.test_set.name,
             name=test.name,
             file=_shown(test.file),
-            line=test.line,
+            line=line,
             request=request,
             passed=not message,
             seconds=time.monotonic() - started,
@@ -277,6 +281,22 @@ class _Runner:
             doc["body"] = body
         wrapped = next(redact.apply_all([{"response": doc}], self.chain))
         return wrapped["response"]  # type: ignore[no-any-return]
+
+
+def _place(where: str) -> list[Any]:
+    """Where a difference is in the test's file: ``body.items.0.price`` is at
+    response.body.json.items[0].price; a header at response.headers."""
+    head, _, rest = where.partition(".")
+    if head == "header":
+        return ["response", "headers"]
+    if head == "body" and rest:
+        return [
+            "response",
+            "body",
+            "json",
+            *(int(p) if p.isdigit() else p for p in rest.split(".")),
+        ]
+    return ["response", head]
 
 
 def _verdict(

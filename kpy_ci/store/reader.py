@@ -36,7 +36,11 @@ class TestCase:
     name: str
     file: Path
     doc: dict[str, Any]
-    line: int = 1
+    node: yaml.Node | None = field(default=None, repr=False, compare=False)
+
+    def line(self, where: list[Any]) -> int:
+        """The line (from 1) of the value at ``where`` in the file, as far as it exists."""
+        return line_of(self.node, where)
 
     @property
     def mocks(self) -> list[str]:
@@ -78,6 +82,10 @@ def find_sets(root: Path, name: str | None = None) -> list[Path]:
 
 
 def _load(file: Path, schema_name: str) -> dict[str, Any]:
+    return _load_node(file, schema_name)[0]
+
+
+def _load_node(file: Path, schema_name: str) -> tuple[dict[str, Any], yaml.Node | None]:
     text = file.read_text(encoding="utf-8")
     try:
         node = yaml.compose(text, Loader=_Loader)
@@ -86,7 +94,7 @@ def _load(file: Path, schema_name: str) -> dict[str, Any]:
         raise UsageError(f"{file}{_mark(e)}: not valid YAML: {getattr(e, 'problem', e)}") from None
     _check_version(data, file)
     validate(data, schema_name, file, node)
-    return data  # type: ignore[no-any-return]
+    return data, node
 
 
 def _mark(e: yaml.YAMLError, first_line: int = 1) -> str:
@@ -106,7 +114,7 @@ def _check_version(data: Any, file: Path, line: int = 1) -> None:
 def load_set(path: Path) -> TestSet:
     meta = _load(path / "test-set.yaml", "testset.schema.json")
     tests = [
-        TestCase(file.stem, file, _load(file, "testcase.schema.json"))
+        TestCase(file.stem, file, *_load_node(file, "testcase.schema.json"))
         for file in sorted((path / "tests").glob("*.yaml"), key=_number)
     ]
     if not (path / "mocks.yaml").is_file():
