@@ -215,6 +215,11 @@ def test_github_actions_reports(recorded: Recorded, tmp_path: Path) -> None:
     annotations = [line for line in done.stdout.splitlines() if line.startswith("::error ")]
     assert annotations and all("file=" in a and ",line=" in a for a in annotations)
     assert "test-" in annotations[0] and ".yaml" in annotations[0]
+    # the annotation of the changed field points at its line in the test file
+    [changed] = [a for a in annotations if "test-4.yaml" in a]
+    line = int(changed.split(",line=")[1].split(",")[0])
+    test_file = recorded.kpy / "shop" / "tests" / "test-4.yaml"
+    assert test_file.read_text().splitlines()[line - 1].strip() == "price: '19.99'"
     values = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
     assert values["total"] == str(TRAFFIC_LINES) and int(values["failed"]) >= 1
     assert int(values["passed"]) + int(values["failed"]) == TRAFFIC_LINES
