@@ -1,6 +1,7 @@
-"""psycopg 3 in pipeline mode (executemany, and ``conn.pipeline()`` whose fetch sends a
-Flush and waits before the Sync) recorded on a real PostgreSQL and replayed from mocks; a
-changed statement in the pipeline fails, and never hangs."""
+"""PostgreSQL's harder modes recorded on a real server and replayed from mocks: psycopg 3 in
+pipeline mode (executemany, and ``conn.pipeline()`` whose fetch sends a Flush and waits
+before the Sync), and COPY FROM STDIN from psycopg 3 and psycopg 2. A changed statement in
+the pipeline, or changed COPY rows, fail, and never hang."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from tests.conftest import KPY, child_env, free_port
 from tests.servers import PG_PASSWORD, Postgres, pg_bin
 
 SERVICE = """
-import json, os, psycopg
+import io, json, os, psycopg, psycopg2
 from http.server import BaseHTTPRequestHandler, HTTPServer
 class H(BaseHTTPRequestHandler):
     def do_GET(self):
@@ -24,6 +25,13 @@ class H(BaseHTTPRequestHandler):
             with conn.pipeline():
                 conn.execute("INSERT INTO pipe (a) VALUES (%s)", (4,))
                 n = conn.execute("SELECT count(*) FROM pipe").fetchone()[0]
+            with conn.cursor().copy("COPY pipe (a) FROM STDIN") as copy:
+                for row in [(5,), (6,)]:
+                    copy.write_row(row)
+        old = psycopg2.connect(os.environ["DATABASE_URL"])
+        old.cursor().copy_expert("COPY pipe (a) FROM STDIN", io.StringIO("7\\n8\\n"))
+        old.commit()
+        old.close()
         body = json.dumps({"n": n}).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -65,3 +73,9 @@ def test_pipeline_mode_replays(postgres: Postgres, tmp_path: Path) -> None:
     done = kpy(tmp_path, env, "test", "-c", shlex.join([sys.executable, str(changed)]))
     assert done.returncode == 1
     assert "matched no mock: INSERT INTO pipe (a) VALUES ($1); SELECT count(*) + 0" in done.stderr
+
+    changed.write_text(SERVICE.replace("(5,), (6,)", "(5,), (60,)"))
+    done = kpy(tmp_path, env, "test", "-c", shlex.join([sys.executable, str(changed)]))
+    assert done.returncode == 1
+    assert "matched no mock: COPY pipe (a) FROM STDIN" in done.stderr
+    assert "+    60" in done.stderr  # the changed row, in the nearest mock's diff

@@ -1,4 +1,4 @@
-"""PostgreSQL at replay: how a request finds its mock (``MATCHER``) and a server that
+r"""PostgreSQL at replay: how a request finds its mock (``MATCHER``) and a server that
 answers a client from mocks (``PostgresMockServer``). Sans-I/O.
 
 Matching is by SQL text and parameters, never by statement or portal name: drivers name
@@ -17,8 +17,11 @@ A client in pipeline mode sends a Flush and waits before its Sync: the server th
 the messages so far from the mock whose unit began the same way (``partials``), and the rest
 at the Sync if the unit went on as recorded (else an error, and a miss).
 
-Not covered: COPY FROM STDIN (the recorded exchange holds the client's data, which the
-server would have to ask for first): a miss.
+COPY ... FROM STDIN by a simple Query (psycopg 2 and 3, psql's \copy) goes the same way:
+the CopyInResponse is sent from the mock whose unit began with that Query, and the rest
+once the client's data, taken whole however it was cut into messages, is as recorded.
+
+Not covered: COPY FROM STDIN through the extended protocol (asyncpg): a miss.
 """
 
 from __future__ import annotations
@@ -60,6 +63,24 @@ def _message_key(m: Doc) -> Hashable:
     return (kind, repr(sorted(m.items())))  # Sync, FunctionCall, COPY data, unknown types
 
 
+def _keys(messages: list[Doc]) -> list[Hashable]:
+    """The messages' keys; COPY data as one, however the client cut it into messages."""
+    keys: list[Hashable] = []
+    copied = bytearray()
+    for m in messages:
+        if m["type"] == "CopyData":
+            copied += from_text_or_base64(m.get("data", ""))
+            continue
+        if copied:
+            keys.append(("CopyData", bytes(copied)))
+            copied.clear()
+        if (k := _message_key(m)) is not None:
+            keys.append(k)
+    if copied:
+        keys.append(("CopyData", bytes(copied)))
+    return keys
+
+
 def _sql_list(request: Doc) -> list[str | Doc]:
     sql = request.get("sql", [])
     return [sql] if isinstance(sql, str | dict) else list(sql)
@@ -69,7 +90,7 @@ def match_key(request: Doc) -> Hashable:
     messages = request.get("messages", [])
     if messages and messages[0]["type"] == "StartupMessage":
         return ("startup",)  # any start-up answers any client: kpy authenticates nobody
-    keys = tuple(k for m in messages if (k := _message_key(m)) is not None)
+    keys = tuple(_keys(messages))
     key = (tuple(_sql(s) for s in _sql_list(request)), keys)
     return ("partial", *key) if request.get("partial") else key
 
@@ -87,7 +108,9 @@ def partials(request: Doc) -> list[Hashable]:
             parsed.add(m.get("statement", ""))
         elif m["type"] == "Bind" and m.get("statement", "") not in parsed:
             named += 1
-        elif m["type"] == "Flush" and i + 1 < len(messages):
+        if (m["type"] == "Flush" and i + 1 < len(messages)) or (
+            m["type"] == "Query" and messages[i + 1 : i + 2] and messages[i + 1]["type"] in _COPY
+        ):
             cut = {"messages": messages[: i + 1], "sql": sql[:named], "partial": True}
             out.append(match_key(cut))
     return out
@@ -185,6 +208,8 @@ MATCHER = Matcher(match_key, describe, expected, setup, partials)
 
 
 _ASYNC = frozenset({"NoticeResponse", "ParameterStatus", "NotificationResponse"})
+_COPY = frozenset({"CopyData", "CopyDone", "CopyFail"})
+_COPY_FROM_STDIN = re.compile(r"\s*COPY\b.*\bFROM\s+STDIN\b", re.I | re.S)
 
 
 def split_response(requests: list[Doc], responses: list[Doc]) -> list[int]:
@@ -208,11 +233,18 @@ def split_response(requests: list[Doc], responses: list[Doc]) -> list[int]:
 
     for m in requests:
         kind = m["type"]
-        if kind == "Sync":
+        if kind == "Sync" or kind in ("CopyDone", "CopyFail"):
             while j < len(responses) and responses[j]["type"] != "ReadyForQuery":
                 j += 1
             j, failed = min(j + 1, len(responses)), False
-        elif failed or kind == "Flush":
+        elif kind == "Query":  # up to its ReadyForQuery, or the CopyInResponse asking for data
+            while j < len(responses) and responses[j]["type"] not in (
+                "ReadyForQuery",
+                "CopyInResponse",
+            ):
+                j += 1
+            j = min(j + 1, len(responses))
+        elif kind == "CopyData" or failed or kind == "Flush":
             pass
         elif kind in _COMPLETES:
             take(_COMPLETES[kind])
@@ -289,6 +321,7 @@ class PostgresMockServer:
         self._streaming: Doc | None = None
         self._answered = 0  # response messages sent of it
         self._failed = False  # an error was sent in this unit: nothing more until Sync
+        self._copying = False  # in a COPY FROM STDIN: the client's data is coming
 
     def opening(self) -> bytes:
         return b""  # the client speaks first
@@ -325,8 +358,21 @@ class PostgresMockServer:
         return self._sent(response_bytes(mock["response"]), mock["response"])
 
     def _typed(self, doc: Doc) -> bytes:
+        if doc["type"] in _COPY:
+            if not self._copying:
+                return b""  # the server ignores COPY data outside a COPY
+            self._unit.append(doc)
+            if doc["type"] == "CopyData":
+                return b""
+            self._copying = False
+            request, self._unit, self._sql = self._request(), [], []
+            streaming, self._streaming = self._streaming, None
+            assert streaming is not None
+            return self._rest(streaming, request)
         self._unit.append(doc)
         note_statement(doc, self._sql, self._parsed, self._statements)
+        if doc["type"] == "Query" and _COPY_FROM_STDIN.match(str(doc.get("sql", ""))):
+            return self._copy_in()
         if doc["type"] not in ("Query", "Sync", "FunctionCall"):
             return b""
         request = self._request()
@@ -374,6 +420,18 @@ class PostgresMockServer:
             return self._fail(f"kpy: no recorded mock matches {describe(self._request())}")
         end = split_response(recorded, self._streaming["response"]["messages"])[so_far - 1]
         return self._part(end)
+
+    def _copy_in(self) -> bytes:
+        """COPY ... FROM STDIN: answer up to the CopyInResponse of the mock whose unit began
+        with this Query; the rest once the client's data is all there (CopyDone)."""
+        self._streaming = self.source.serve(self._request(partial=True))
+        self._answered = 0
+        if self._streaming is None:
+            request, self._unit, self._sql = self._request(), [], []
+            return self._missed(request)
+        self._copying = True
+        recorded = self._streaming["request"]["messages"]
+        return self._part(split_response(recorded, self._streaming["response"]["messages"])[0])
 
     def _rest(self, mock: Doc, request: Doc) -> bytes:
         """The Sync of a unit answered in parts: the rest, if it went on as recorded."""

@@ -318,6 +318,38 @@ def test_postgres_pipeline_that_goes_on_otherwise_is_a_miss() -> None:
     assert types(out) == ["ErrorResponse", "ReadyForQuery"] and len(source.misses) == 1
 
 
+COPY_SQL = "COPY t (a, b) FROM STDIN"
+COPY_ANSWER = [
+    {"type": "CopyInResponse", "format": 0, "column_formats": [0, 0]},
+    {"type": "CommandComplete", "tag": "COPY 2"},
+    ready("I"),
+]
+
+
+def copied(*chunks: str) -> list[Doc]:
+    return [*({"type": "CopyData", "data": c} for c in chunks), {"type": "CopyDone"}]
+
+
+def test_postgres_copy_from_stdin_asks_for_the_data_then_answers() -> None:
+    recorded = mock(
+        {
+            "messages": [{"type": "Query", "sql": COPY_SQL}, *copied("1\tx\n2\ty\n")],
+            "sql": COPY_SQL,
+        },
+        {"messages": COPY_ANSWER},
+    )
+    server, source = connected(recorded)
+    assert types(server.client_data(pg({"type": "Query", "sql": COPY_SQL}))) == ["CopyInResponse"]
+    # the same rows, cut otherwise into messages
+    out = server.client_data(pg(*copied("1\tx\n", "2\ty\n")))
+    assert types(out) == ["CommandComplete", "ReadyForQuery"] and source.misses == []
+    # other rows: the COPY fails, and says why
+    server, source = connected(recorded)
+    server.client_data(pg({"type": "Query", "sql": COPY_SQL}))
+    [error, end] = answers(server.client_data(pg(*copied("1\tx\n3\tz\n"))))
+    assert error["type"] == "ErrorResponse" and end == ready("I") and len(source.misses) == 1
+
+
 def test_split_response_finds_each_messages_answer() -> None:
     ends = split_response(PIPELINE, PIPELINE_ANSWER)
     assert ends == [1, 2, 3, 4, 5, 6, 7, 9, 9, 10]
