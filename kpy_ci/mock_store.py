@@ -189,7 +189,7 @@ class MockStore:
         key = digest(protocol, MATCHERS[protocol].key(request))
         with self._lock:
             self.last_call = time.monotonic()
-            entry = self._find(key)
+            entry = self._find(key, destination if optional else None)
             if entry is None:
                 if not optional:
                     self._misses.append(self._miss(protocol, destination, connection, request))
@@ -217,7 +217,15 @@ class MockStore:
             self._used.add(entry.name)
         return self._document(entry)
 
-    def _find(self, key: Key) -> Entry | None:
+    def _find(self, key: Key, destination: str | None = None) -> Entry | None:
+        """The tiers of the module docstring; with ``destination``, only mocks recorded for
+        it (a greeting: another server's would not do)."""
+        if destination is not None:
+            entries = self._index.get(key, [])
+            return next(
+                (e for e in entries if e.destination == destination and e.name not in self._used),
+                next((e for e in entries if e.destination == destination and e.reusable), None),
+            )
         for e in self._test.get(key, ()):
             if e.name not in self._used:
                 return e

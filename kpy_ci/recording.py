@@ -19,6 +19,7 @@ from typing import Literal
 from kpy_ci.ebpf.maps import Address
 from kpy_ci.protocols import generic
 from kpy_ci.protocols.base import Exchange, Protocol, Recorder, text_or_base64
+from kpy_ci.protocols.registry import sniff
 
 Side = Literal["client", "server", "close"]
 Direction = Literal["inbound", "outbound"]
@@ -38,10 +39,10 @@ class Recorded:
 @dataclass
 class _Connection:
     id: int
-    protocol: Protocol
+    protocol: Protocol | None  # None: from the first chunk (the client's bytes, or generic)
     direction: Direction
     destination: Address
-    recorder: Recorder
+    recorder: Recorder | None
     count: int = 0
 
 
@@ -70,10 +71,14 @@ class Recording:
         self._next_id = 0
         self._lock = threading.Lock()
 
-    def open(self, protocol: Protocol, direction: Direction, destination: Address) -> Tap:
+    def open(self, protocol: Protocol | None, direction: Direction, destination: Address) -> Tap:
+        """A connection's tap; ``protocol`` None when its client has said nothing yet: the
+        first chunk decides (the client's bytes sniffed, or generic if the server spoke
+        first), as the replay decides."""
         with self._lock:
             self._next_id += 1
-            conn = _Connection(self._next_id, protocol, direction, destination, protocol.recorder())
+            recorder = protocol.recorder() if protocol is not None else None
+            conn = _Connection(self._next_id, protocol, direction, destination, recorder)
             self._connections[conn.id] = conn
         return Tap(conn.id, self)
 
@@ -132,6 +137,9 @@ class Recording:
             self.outbound_started.append(recorded.exchange.started)
 
     def _decode(self, conn: _Connection, side: Side, data: bytes, at: int) -> None:
+        if conn.protocol is None or conn.recorder is None:
+            conn.protocol = sniff(data) if side == "client" else generic.PROTOCOL
+            conn.recorder = conn.protocol.recorder()
         try:
             exchanges = _feed(conn.recorder, side, data, at)
         except Exception as e:  # a ProtocolError, or a bug: either way, keep recording
@@ -148,11 +156,12 @@ class Recording:
 
     def _keep(self, conn: _Connection, exchange: Exchange) -> None:
         raw = exchange.raw_response
-        if raw and conn.protocol.encode_response(exchange.response) != raw:
+        protocol = conn.protocol or generic.PROTOCOL
+        if raw and protocol.encode_response(exchange.response) != raw:
             # a gap in kpy's decoding must not change what replay serves: keep the bytes
             exchange.response["raw"] = text_or_base64(raw)
             self.warnings.append(
-                f"connection {conn.id} to {conn.destination}: a {conn.protocol.name} reply "
+                f"connection {conn.id} to {conn.destination}: a {protocol.name} reply "
                 "did not re-encode to the bytes the server sent; kept the bytes as 'raw'"
             )
         conn.count += 1

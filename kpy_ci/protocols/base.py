@@ -71,8 +71,9 @@ class MockSource(TypingProtocol):
     def serve(self, request: Doc, *, optional: bool = False) -> Doc | None:
         """The recorded mock (the whole document) that answers ``request``, shaped as a
         recorded request of this protocol; None on a miss, which the replay notes as a
-        failure unless the request was ``optional`` (a greeting nobody may have sent). The
-        document may be shared: read it, never change it."""
+        failure unless the request was ``optional`` (a greeting nobody may have sent: only a
+        mock recorded for this connection's destination answers it). The document may be
+        shared: read it, never change it."""
         ...
 
     def next_on_connection(self, mock: Doc) -> Doc | None:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from kpy_ci.ebpf.maps import Address
 from kpy_ci.errors import EnvironmentProblem
 from kpy_ci.mock_store import MockStore
-from kpy_ci.protocols import http
+from kpy_ci.protocols import generic, http
 from kpy_ci.protocols.base import Doc, MockServer, Protocol
 from kpy_ci.protocols.registry import sniff
 from kpy_ci.recording import Recording, Tap
@@ -169,7 +169,9 @@ class Egress:
         except asyncio.TimeoutError:
             first = b""
         protocol = sniff(first)
-        tap = self.recording.open(protocol, "outbound", destination)
+        # a client silent so far: its protocol is known from its first bytes (or the
+        # server's greeting) when the recording is decoded
+        tap = self.recording.open(protocol if first else None, "outbound", destination)
         first = await self._answer_locally(protocol, first, reader, writer, tap)
         try:
             upstream = await asyncio.open_connection(
@@ -237,30 +239,43 @@ class MockEgress:
         peer = writer.get_extra_info("peername")
         destination = self.lookup((peer[0], peer[1]))
         where = str(destination) if destination is not None else f"{peer[0]}:{peer[1]}"
+        connection = next(self._connections)
+        protocol: Protocol = generic.PROTOCOL
         try:
-            first = await asyncio.wait_for(reader.read(CHUNK), FIRST_BYTES_SECONDS)
-        except asyncio.TimeoutError:
-            first = b""
-        protocol = sniff(first)
-        assert protocol.mock_server is not None  # every registered protocol replays
-        source = _Source(self.store, protocol.name, where, next(self._connections))
-        server = protocol.mock_server(source)
-        try:
-            await self._serve(server, first, reader, writer)
+            try:
+                first = await asyncio.wait_for(reader.read(CHUNK), FIRST_BYTES_SECONDS)
+            except asyncio.TimeoutError:
+                # the client says nothing first: a server-first protocol, whose greeting was
+                # recorded; or a slow client-first one (a loaded machine must not turn a
+                # PostgreSQL client into generic TCP), whose first bytes are waited for
+                greeter = generic.GenericMockServer(
+                    _Source(self.store, generic.NAME, where, connection)
+                )
+                hello = greeter.opening()
+                if hello:
+                    await self._serve(greeter, hello, reader, writer)
+                    return
+                first = await reader.read(CHUNK)
+            if not first:
+                return
+            protocol = sniff(first)
+            assert protocol.mock_server is not None  # every registered protocol replays
+            server = protocol.mock_server(_Source(self.store, protocol.name, where, connection))
+            await self._serve(server, server.client_data(first), reader, writer)
         except (ConnectionError, OSError):
             pass
         except Exception as e:  # bytes the mock server cannot read: the call fails
             call = f"kpy could not read what the service sent: {e}"
-            self.store.add_miss(Miss(protocol.name, where, source.connection, call))
+            self.store.add_miss(Miss(protocol.name, where, connection, call))
 
     @staticmethod
     async def _serve(
         server: MockServer,
-        first: bytes,
+        answer: bytes,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> None:
-        answer = server.client_data(first) if first else server.opening()
+        """Send ``answer``, then answer each chunk the client sends until one side ends."""
         while True:
             if answer:
                 writer.write(answer)
