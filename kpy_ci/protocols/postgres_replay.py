@@ -265,12 +265,15 @@ def split_response(requests: list[Doc], responses: list[Doc]) -> list[int]:
 _COMPLETES = {"Parse": "ParseComplete", "Bind": "BindComplete", "Close": "CloseComplete"}
 
 
+def error(message: str) -> bytes:
+    """An ErrorResponse with kpy's code: the service sees a failed query."""
+    fields = {"type": "ErrorResponse", "severity": "ERROR", "severity_nonlocalized": "ERROR"}
+    return encode_message(fields | {"code": MISS_CODE, "message": message})
+
+
 def error_response(message: str, status: str) -> bytes:
     """An ErrorResponse and the ReadyForQuery after it, as a server sends on a failure."""
-    error = {"type": "ErrorResponse", "severity": "ERROR", "severity_nonlocalized": "ERROR"}
-    error |= {"code": MISS_CODE, "message": message}
-    after = "E" if status in ("T", "E") else "I"
-    return encode_message(error) + encode_message({"type": "ReadyForQuery", "status": after})
+    return error(message) + encode_message(ready("E" if status in ("T", "E") else "I"))
 
 
 def ready(status: str) -> Doc:
@@ -458,8 +461,7 @@ class PostgresMockServer:
     def _fail(self, message: str) -> bytes:
         """An error in the middle of a unit: the server says nothing more until Sync."""
         self._failed, self._streaming = True, None
-        error = {"type": "ErrorResponse", "severity": "ERROR", "severity_nonlocalized": "ERROR"}
-        return encode_message(error | {"code": MISS_CODE, "message": message})
+        return error(message)
 
     def _sent(self, data: bytes, response: Doc) -> bytes:
         for m in reversed(response.get("messages", ())):
