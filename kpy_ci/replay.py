@@ -26,6 +26,7 @@ from kpy_ci.compare import compare_response, noise_between, render
 from kpy_ci.config import Config
 from kpy_ci.ebpf.maps import Address
 from kpy_ci.ebpf.session import Session
+from kpy_ci.errors import EnvironmentProblem
 from kpy_ci.mock_store import Entry, MockStore, line_of
 from kpy_ci.protocols import http
 from kpy_ci.protocols.base import Doc
@@ -91,6 +92,10 @@ def _replay_set(
     started = time.monotonic()
     result = SetResult(test_set.name, _shown(test_set.path))
     port = opts.port or int(test_set.meta["port"])
+    if listening_host(port) is not None:  # kpy would test whatever that is, not the service
+        raise EnvironmentProblem(
+            f"port {port} is taken: something listens there already (a service left running?)"
+        )
     service_log = ServiceLog(log)
     chain = redact.filters(opts.config)
     store = MockStore(test_set.mocks_file, lambda doc: _redacted(doc, chain))
@@ -168,7 +173,7 @@ class _Runner:
     ) -> None:
         self.test_set, self.tests, self.opts = test_set, tests, opts
         self.store, self.service_log = store, service_log
-        host = listening_host(port)
+        host = listening_host(port) or "127.0.0.1"
         self.base_url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
         self.chain = redact.filters(opts.config)
         # a write is checked after the last test that lists it, since tests served at once

@@ -47,15 +47,15 @@ def wait_ready(
     )
 
 
-def listening_host(port: int) -> str:
-    """Where the service accepts connections on ``port``: 127.0.0.1, else ::1."""
+def listening_host(port: int) -> str | None:
+    """Where something accepts connections on ``port``: 127.0.0.1, else ::1; or None."""
     for host in ("127.0.0.1", "::1"):
         try:
             socket.create_connection((host, port), timeout=1).close()
             return host
         except OSError:
             continue
-    return "127.0.0.1"
+    return None
 
 
 def _answers(port: int, ready_url: str | None) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import shlex
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -146,3 +147,15 @@ def test_write_noise_needs_detect_noise(tmp_path: Path) -> None:
     done = kpy_test(root, port, "--write-noise")
     assert done.returncode == 2
     assert "--write-noise goes with --detect-noise" in done.stderr
+
+
+def test_a_port_taken_already_is_refused(tmp_path: Path) -> None:
+    """Something else on the service's port (an old build left running) would be tested in
+    its place, and could pass: kpy refuses to start (exit 4) and says why."""
+    root = tmp_path / "kpy"
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        write_set(root, port)
+        done = kpy_test(root, port)
+    assert done.returncode == 4
+    assert f"kpy: port {port} is taken: something listens there already" in done.stderr
