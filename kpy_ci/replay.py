@@ -78,7 +78,7 @@ def replay(opts: TestOptions, log: IO[str]) -> RunResult:
     """Replay every set (all read and checked first: a bad file stops it before anything
     runs); the results, whatever they are."""
     sets = [load_set(p) for p in find_sets(opts.path, opts.set_name)]
-    result = RunResult()
+    result = RunResult(available=sum(len(s.tests) for s in sets))
     for test_set in sets:
         tests = [t for t in test_set.tests if in_shard(test_set.name, t.name, opts.shard)]
         if tests:

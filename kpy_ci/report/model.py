@@ -81,6 +81,8 @@ class SetResult:
 @dataclass
 class RunResult:
     sets: list[SetResult] = field(default_factory=list)
+    available: int = 0
+    """Tests in the sets replayed from, before --shard chose among them."""
 
     @property
     def total(self) -> int:
