@@ -19,7 +19,6 @@ import pytest
 from junitparser import JUnitXml
 
 from kpy_ci.replay import in_shard
-
 from tests.conftest import KPY, child_env, leftover_cgroups, no_kpy_left
 from tests.dns_server import DnsServer
 from tests.examples.shop import RATES_TOKEN, SHOP, TRAFFIC_LINES, reset, shop_env
