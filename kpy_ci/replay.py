@@ -127,6 +127,9 @@ def _replay_set(
                 error = wait_ready(service, port, opts.ready_url, opts.ready_timeout, service_log)
                 if error is None:
                     print(f"kpy: replaying {test_set.name} ({len(tests)} tests)", file=log)
+                    if not test_set.meta.get("complete", True):
+                        why = test_set.meta.get("interrupted")
+                        print(f"kpy: {test_set.name} was recorded incompletely ({why})", file=log)
                     runner = _Runner(test_set, tests, opts, store, service_log, port)
                     result.tests = runner.run(log)
                 else:
