@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kpy_ci import generated
 from kpy_ci.protocols.base import Doc
 from kpy_ci.protocols.registry import MATCHERS
 from kpy_ci.report.model import Candidate, Miss
@@ -40,6 +41,7 @@ from kpy_ci.store.serializer import dump
 CANDIDATES = 3
 SUMMARY_CHARS = 200
 NEAREST_SCAN = 2000  # mocks a miss compares itself with: those recorded nearest the test's
+GENERATED_TRIED = 50  # candidates a call with generated values is compared with, per tier
 REUSABLE_CACHED = 1024  # reusable documents kept parsed (a start-up is served every connection)
 Key = tuple[str, bytes]
 
@@ -56,6 +58,7 @@ class Entry:
     unasked: bool  # what the server sent of its own accord (a pub/sub message)
     key: Key
     partial_keys: tuple[Key, ...]  # the request cut where its client waited (Matcher.partials)
+    shape: Key | None  # the key with UUIDs and times masked, when it holds any (generated.py)
     summary: str
     span: Span
 
@@ -81,19 +84,40 @@ def _entry(span: Span, doc: dict[str, Any]) -> Entry:
         unasked=request.get("push") is True,
         key=digest(protocol, matcher.key(request)),
         partial_keys=tuple(digest(protocol, k) for k in matcher.partials(request)),
+        shape=_shape(protocol, request),
         summary=matcher.describe(request)[:SUMMARY_CHARS],
         span=span,
     )
 
 
+def _readable_key(protocol: str, request: Doc) -> Hashable:
+    matcher = MATCHERS[protocol]
+    return matcher.key(matcher.readable(request))
+
+
+def _shape(protocol: str, request: Doc) -> Key | None:
+    key = _readable_key(protocol, request)
+    masked = generated.masked(key)
+    return digest(protocol, masked) if masked != key else None
+
+
 class MockStore:
     """Thread-safe: the proxy's loop serves calls while the runner starts and ends tests."""
 
-    def __init__(self, path: Path, redact: Callable[[Doc], Doc] = lambda request: request) -> None:
+    def __init__(
+        self,
+        path: Path,
+        redact: Callable[[Doc], Doc] = lambda request: request,
+        substitutions: generated.Substitutions | None = None,
+    ) -> None:
         """``redact``: kpy.yml's redaction, applied to a call before a miss report shows it
-        (the report is a file: no secret may reach it)."""
+        (the report is a file: no secret may reach it). ``substitutions``: where the
+        generated values a call matched by are kept (none: every value must be equal)."""
         self._file = MocksFile(path)
         self._redact = redact
+        self.substitutions = substitutions
+        self._shapes: dict[Key, list[Entry]] = {}
+        self._started = time.time()
         self.entries: dict[str, Entry] = {}
         self._index: dict[Key, list[Entry]] = {}
         self._reusable: dict[Key, list[Entry]] = {}
@@ -112,6 +136,8 @@ class MockStore:
         try:
             for span, doc in self._file.scan():
                 self._add(_entry(span, doc))
+                if substitutions is not None:
+                    substitutions.note_seen(doc["response"])
         except BaseException:
             self._file.close()
             raise
@@ -123,6 +149,8 @@ class MockStore:
         if e.reusable:
             self._reusable.setdefault(e.key, []).append(e)
         self._places[(e.connection, e.order)] = e
+        if e.shape is not None:
+            self._shapes.setdefault(e.shape, []).append(e)
         self._by_protocol.setdefault(e.protocol, []).append(e)
 
     def close(self) -> None:
@@ -190,6 +218,8 @@ class MockStore:
         with self._lock:
             self.last_call = time.monotonic()
             entry = self._find(key, destination if optional else None)
+            if entry is None and not optional:
+                entry = self._generated_match(protocol, request)
             if entry is None:
                 if not optional:
                     self._misses.append(self._miss(protocol, destination, connection, request))
@@ -198,6 +228,26 @@ class MockStore:
             self._served.append(entry.name)
             self._last_offset = entry.span.offset
         return self._document(entry)
+
+    def _generated_match(self, protocol: str, request: Doc) -> Entry | None:
+        """An unused mock of the same call but for values the service generated (a new
+        UUID, the current time), standing one to one for the live ones (generated.py):
+        the running test's own first, then the others, the first GENERATED_TRIED of each."""
+        subs = self.substitutions
+        shape = _shape(protocol, request)
+        if subs is None or shape is None:
+            return None
+        live = _readable_key(protocol, request)
+        now = generated.Window(self._started, time.time())
+        entries = [e for e in self._shapes.get(shape, ()) if e.name not in self._used]
+        own = [e for e in entries if e.name in self._test_names]
+        for e in own[:GENERATED_TRIED] + [e for e in entries if e not in own][:GENERATED_TRIED]:
+            recorded = _readable_key(protocol, self._file.read(e.span)["request"])
+            pairs = subs.pairs(recorded, live, now)
+            if pairs is not None:
+                subs.commit(pairs)
+                return e
+        return None
 
     def _document(self, entry: Entry) -> Doc:
         """The mock's document, read again from the file; reusable ones kept once read

@@ -200,6 +200,9 @@ def _write(recording: Recording, opts: RecordOptions, interrupted: str | None) -
     count = len(recording.outbound_started)
     meta = {
         "name": name,
+        "started_at": datetime.datetime.fromtimestamp(
+            recording.started_wall, datetime.timezone.utc
+        ).isoformat(timespec="milliseconds"),
         "recorded_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "port": opts.port,
         "complete": interrupted is None,

@@ -59,6 +59,7 @@ class Recording:
     times kept (to attribute them to tests)."""
 
     started: int = field(default_factory=time.monotonic_ns)
+    started_wall: float = field(default_factory=time.time)  # the same moment, on the clock
     inbound: list[Recorded] = field(default_factory=list)
     outbound_started: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import httpx
 
-from kpy_ci import redact
+from kpy_ci import generated, redact
 from kpy_ci.compare import compare_response, noise_between, render
 from kpy_ci.config import Config
 from kpy_ci.ebpf.maps import Address
@@ -98,7 +98,10 @@ def _replay_set(
         )
     service_log = ServiceLog(log)
     chain = redact.filters(opts.config)
-    store = MockStore(test_set.mocks_file, lambda doc: _redacted(doc, chain))
+    substitutions = generated.Substitutions(_recorded_window(test_set.meta))
+    for test in test_set.tests:  # what clients sent came from outside the service
+        substitutions.note_seen(test.doc["request"])
+    store = MockStore(test_set.mocks_file, lambda doc: _redacted(doc, chain), substitutions)
     loop = ProxyLoop()
     session: Session | None = None
 
@@ -145,6 +148,12 @@ def _replay_set(
     result.log_tail = service_log.tail(40)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _recorded_window(meta: dict[str, Any]) -> generated.Window | None:
+    """When the set was recorded, if it says (sets from before ``started_at`` do not)."""
+    start, end = (generated.instant(str(meta.get(k, ""))) for k in ("started_at", "recorded_at"))
+    return generated.Window(start, end) if start is not None and end is not None else None
 
 
 def _redacted(request: Doc, chain: list[redact.Filter]) -> Doc:
@@ -217,7 +226,9 @@ class _Runner:
                 write_noise(test, proposed)
         owned = [m for m in test.mocks if self.last_owner.get(m) == test.name]
         not_made = self.store.not_made(owned)
-        recorded = test.doc["response"]
+        # the recorded answer with the generated values the replay used in their place
+        subs = self.store.substitutions
+        recorded = subs.apply(test.doc["response"]) if subs else test.doc["response"]
         differences = (
             compare_response(recorded, live, [*noise, *proposed]) if live is not None else []
         )

@@ -122,6 +122,9 @@ class Matcher:
     driver's CLIENT SETINFO): reusable however the recording marked it, since a replay may
     open more connections than were recorded."""
     partials: Callable[[Doc], list[Hashable]] = lambda request: []
+    readable: Callable[[Doc], Doc] = lambda request: request
+    """The request with binary values that may be generated (a UUID, a time) given as text,
+    so that generated.py can find them."""
     """Keys of the request cut where the client waited for answers before it was whole
     (PostgreSQL's Flush in a pipeline): a mock server asks with such a cut request first."""
 

@@ -27,7 +27,9 @@ Not covered: COPY FROM STDIN through the extended protocol (asyncpg): a miss.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import re
+import uuid
 from collections.abc import Hashable
 from typing import Any
 
@@ -204,7 +206,50 @@ def expected(request: Doc) -> bool:
     return any(isinstance(s, str) and is_write(s) for s in ([sql] if isinstance(sql, str) else sql))
 
 
-MATCHER = Matcher(match_key, describe, expected, setup, partials)
+UUID_OID, TIMESTAMP_OIDS = 2950, (1114, 1184)
+_EPOCH_2000 = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def _as_text(value: Any, oid: int | None) -> Any:
+    """A binary parameter as text when it is (or, its type unknown, may be) a UUID or a
+    timestamp: PostgreSQL's binary forms are 16 bytes, and microseconds since 2000."""
+    try:
+        data = from_text_or_base64(value)
+    except ValueError:
+        return value
+    if len(data) == 16 and oid in (UUID_OID, None):
+        return str(uuid.UUID(bytes=data))
+    if len(data) == 8 and oid in (*TIMESTAMP_OIDS, None):
+        micros = int.from_bytes(data, "big", signed=True)
+        if -(10**17) < micros < 10**17:
+            moment = _EPOCH_2000 + datetime.timedelta(microseconds=micros)
+            return moment.isoformat() if oid != 1114 else moment.replace(tzinfo=None).isoformat()
+    return value
+
+
+def readable(request: Doc) -> Doc:
+    """Binary parameters that may be UUIDs or timestamps given as text (psycopg 3 sends
+    both in binary): types from the unit's Parse, else guessed from the size."""
+    messages = request.get("messages", [])
+    types: dict[str, list[int]] = {}
+    out = []
+    for m in messages:
+        if m["type"] == "Parse":
+            types[str(m.get("statement", ""))] = list(m.get("param_types", ()))
+        elif m["type"] == "Bind" and 1 in m.get("param_formats", ()):
+            oids = types.get(str(m.get("statement", "")), [])
+            formats = m.get("param_formats", [])
+            params = []
+            for i, value in enumerate(m.get("params", ())):
+                binary = (formats[i] if len(formats) > 1 else formats[0]) == 1 if formats else False
+                oid = oids[i] if i < len(oids) and oids[i] else None
+                params.append(_as_text(value, oid) if binary and value is not None else value)
+            m = {**m, "params": params}
+        out.append(m)
+    return {**request, "messages": out}
+
+
+MATCHER = Matcher(match_key, describe, expected, setup, partials, readable)
 
 
 _ASYNC = frozenset({"NoticeResponse", "ParameterStatus", "NotificationResponse"})
