@@ -60,13 +60,7 @@ def listening_host(port: int) -> str | None:
 
 def _answers(port: int, ready_url: str | None) -> bool:
     if ready_url is None:
-        for host in ("127.0.0.1", "::1"):  # IPv4, IPv6 or both
-            try:
-                socket.create_connection((host, port), timeout=1).close()
-                return True
-            except OSError:
-                continue
-        return False
+        return listening_host(port) is not None  # it may bind IPv4, IPv6 or both
     parts = urllib.parse.urlsplit(ready_url)
     direct = parts._replace(netloc=f"127.0.0.1:{port}").geturl()
     try:
