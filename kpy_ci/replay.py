@@ -10,9 +10,7 @@ Reads the service no longer makes are listed as unused mocks, and fail nothing.
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +34,7 @@ from kpy_ci.report import console
 from kpy_ci.report.model import Miss, RunResult, SetResult, TestResult
 from kpy_ci.service import listening_host, stop, wait_ready
 from kpy_ci.service_log import ServiceLog
+from kpy_ci.store.atomic import write_file
 from kpy_ci.store.reader import TestCase, TestSet, find_sets, load_set
 from kpy_ci.store.serializer import dump
 
@@ -360,12 +359,4 @@ def write_noise(test: TestCase, proposed: Iterable[str]) -> None:
     """Add the proposed noise to the test's file, whole or not at all."""
     doc = dict(test.doc)
     doc["noise"] = sorted({*doc.get("noise", ()), *proposed})
-    fd, temporary = tempfile.mkstemp(prefix=f".{test.file.name}.", dir=test.file.parent)
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(dump(doc))
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, test.file)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_file(test.file, dump(doc).encode())

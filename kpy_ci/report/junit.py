@@ -9,8 +9,6 @@ reporters read them to point at the test's YAML file, so they are written anyway
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
@@ -18,6 +16,7 @@ from pathlib import Path
 
 from kpy_ci.errors import UsageError
 from kpy_ci.report.model import RunResult, SetResult, TestResult, one_line, printable
+from kpy_ci.store.atomic import write_file
 
 FAILURE_TYPE = "kpy.regression"
 ERROR_TYPE = "kpy.service"
@@ -119,20 +118,8 @@ def _total(root: ET.Element) -> None:
 
 
 def _write(root: ET.Element, path: Path) -> None:
-    """Write through a temporary file beside ``path``, then rename: a reader (or a CI step
-    after a kill) never sees half a file."""
     ET.indent(root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            ET.ElementTree(root).write(f, encoding="utf-8", xml_declaration=True)
-            f.write(b"\n")
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    write_file(path, ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n")
 
 
 def merge(inputs: list[Path], output: Path) -> None:
