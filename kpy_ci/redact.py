@@ -56,3 +56,8 @@ def apply_all(docs: Iterable[dict[str, Any]], chain: list[Filter]) -> Iterator[d
         for f in chain:
             doc = f(doc)
         yield doc
+
+
+def apply_to(part: dict[str, Any], side: str, chain: list[Filter]) -> dict[str, Any]:
+    """One side of an exchange (``request`` or ``response``) through every filter."""
+    return next(apply_all([{side: part}], chain))[side]  # type: ignore[no-any-return]

@@ -100,7 +100,9 @@ def _replay_set(
     substitutions = generated.Substitutions(_recorded_window(test_set.meta))
     for test in test_set.tests:  # what clients sent came from outside the service
         substitutions.note_seen(test.doc["request"])
-    store = MockStore(test_set.mocks_file, lambda doc: _redacted(doc, chain), substitutions)
+    store = MockStore(
+        test_set.mocks_file, lambda doc: redact.apply_to(doc, "request", chain), substitutions
+    )
     loop = ProxyLoop()
     session: Session | None = None
 
@@ -132,7 +134,7 @@ def _replay_set(
                     if not test_set.meta.get("complete", True):
                         why = test_set.meta.get("interrupted")
                         print(f"kpy: {test_set.name} was recorded incompletely ({why})", file=log)
-                    runner = _Runner(test_set, tests, opts, store, service_log, port)
+                    runner = _Runner(test_set, tests, opts, store, service_log, port, chain)
                     result.tests = runner.run(log)
                 else:
                     result.error = error.splitlines()[0]
@@ -155,10 +157,6 @@ def _recorded_window(meta: dict[str, Any]) -> generated.Window | None:
     return generated.Window(start, end) if start is not None and end is not None else None
 
 
-def _redacted(request: Doc, chain: list[redact.Filter]) -> Doc:
-    return next(redact.apply_all([{"request": request}], chain))["request"]  # type: ignore[no-any-return]
-
-
 def _shown(path: Path) -> Path:
     """A path relative to the working directory when it is below it (as annotations want)."""
     try:
@@ -167,8 +165,13 @@ def _shown(path: Path) -> Path:
         return path
 
 
+def _request_line(test: TestCase) -> str:
+    """``GET /products/2``"""
+    return f"{test.doc['request']['method']} {test.doc['request']['url']}"
+
+
 def _failed(set_name: str, test: TestCase, message: str) -> TestResult:
-    request = f"{test.doc['request']['method']} {test.doc['request']['url']}"
+    request = _request_line(test)
     return TestResult(set_name, test.name, _shown(test.file), 1, request, False, 0.0, message)
 
 
@@ -181,12 +184,12 @@ class _Runner:
         store: MockStore,
         service_log: ServiceLog,
         port: int,
+        chain: list[redact.Filter],
     ) -> None:
         self.test_set, self.tests, self.opts = test_set, tests, opts
-        self.store, self.service_log = store, service_log
+        self.store, self.service_log, self.chain = store, service_log, chain
         host = listening_host(port) or "127.0.0.1"
         self.base_url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
-        self.chain = redact.filters(opts.config)
         # a write is checked after the last test that lists it, since tests served at once
         # when recorded share mocks (attribution by time)
         self.last_owner = {m: t.name for t in tests for m in t.mocks}
@@ -234,7 +237,6 @@ class _Runner:
         message, details = _verdict(error, misses, not_made, differences)
         if differences and live is not None:
             details = render(differences, recorded, live) + ("\n\n" + details if details else "")
-        request = f"{test.doc['request']['method']} {test.doc['request']['url']}"
         if misses or not_made or error:
             line = test.line(["mocks"] if misses or not_made else ["response"])
         else:
@@ -244,7 +246,7 @@ class _Runner:
             name=test.name,
             file=_shown(test.file),
             line=line,
-            request=request,
+            request=_request_line(test),
             passed=not message,
             seconds=time.monotonic() - started,
             message=message,
@@ -297,8 +299,7 @@ class _Runner:
         body = http.decode_body(headers, raw) if response.request.method != "HEAD" else None
         if body is not None:
             doc["body"] = body
-        wrapped = next(redact.apply_all([{"response": doc}], self.chain))
-        return wrapped["response"]  # type: ignore[no-any-return]
+        return redact.apply_to(doc, "response", self.chain)
 
 
 def _place(where: str) -> list[Any]:
@@ -343,16 +344,16 @@ def _verdict(
     if error:
         return error, details
     if misses:
-        more = f" (and {len(misses) - 1} more)" if len(misses) > 1 else ""
-        return misses[0].line() + more, details
+        return misses[0].line() + _more(misses), details
     if not_made:
-        more = f" (and {len(not_made) - 1} more)" if len(not_made) > 1 else ""
-        return f"expected call not made: {line_of(not_made[0])}{more}", details
+        return f"expected call not made: {line_of(not_made[0])}{_more(not_made)}", details
     if differences:
-        first = differences[0].line()
-        more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
-        return f"response changed: {first}{more}", details
+        return f"response changed: {differences[0].line()}{_more(differences)}", details
     return "", details
+
+
+def _more(items: Sequence[Any]) -> str:
+    return f" (and {len(items) - 1} more)" if len(items) > 1 else ""
 
 
 def write_noise(test: TestCase, proposed: Iterable[str]) -> None:
