@@ -73,6 +73,7 @@ def _entry(span: Span, doc: dict[str, Any]) -> Entry:
     matcher = MATCHERS[protocol]
     request = doc["request"]
     reusable = bool(doc["reusable"]) or matcher.setup(request)
+    key = matcher.key(request)
     return Entry(
         name=doc["name"],
         protocol=protocol,
@@ -82,23 +83,28 @@ def _entry(span: Span, doc: dict[str, Any]) -> Entry:
         reusable=reusable,
         expected=matcher.expected(request) and not reusable,
         unasked=request.get("push") is True,
-        key=digest(protocol, matcher.key(request)),
+        key=digest(protocol, key),
         partial_keys=tuple(digest(protocol, k) for k in matcher.partials(request)),
-        shape=_shape(protocol, request),
+        shape=_shape(protocol, _readable_key(protocol, request, key)),
         summary=matcher.describe(request)[:SUMMARY_CHARS],
         span=span,
     )
 
 
-def _readable_key(protocol: str, request: Doc) -> Hashable:
+def _readable_key(protocol: str, request: Doc, key: Hashable | None = None) -> Hashable:
+    """The match key of the request with its binary values given as text (``key``: its
+    plain key, which serves when the protocol has none to give)."""
     matcher = MATCHERS[protocol]
-    return matcher.key(matcher.readable(request))
+    readable = matcher.readable(request)
+    if readable is request and key is not None:
+        return key
+    return matcher.key(readable)
 
 
-def _shape(protocol: str, request: Doc) -> Key | None:
-    key = _readable_key(protocol, request)
-    masked = generated.masked(key)
-    return digest(protocol, masked) if masked != key else None
+def _shape(protocol: str, readable_key: Hashable) -> Key | None:
+    """The key with its UUIDs and times masked, if it holds any."""
+    masked = generated.masked(readable_key)
+    return digest(protocol, masked) if masked != readable_key else None
 
 
 class MockStore:
@@ -202,9 +208,10 @@ class MockStore:
     # --- the mock servers' side ----------------------------------------------------------
 
     def miss(self, protocol: str, destination: str, connection: int, request: Doc) -> None:
+        """A call a mock server found no mock for by itself."""
         with self._lock:
-            self.last_call = time.monotonic()
-            self._misses.append(self._miss(protocol, destination, connection, request))
+            miss = self._miss(protocol, destination, connection, request)
+        self.add_miss(miss)
 
     def add_miss(self, miss: Miss) -> None:
         with self._lock:
@@ -214,12 +221,12 @@ class MockStore:
     def serve(
         self, protocol: str, destination: str, connection: int, request: Doc, optional: bool
     ) -> Doc | None:
-        key = digest(protocol, MATCHERS[protocol].key(request))
+        plain = MATCHERS[protocol].key(request)
         with self._lock:
             self.last_call = time.monotonic()
-            entry = self._find(key, destination if optional else None)
+            entry = self._find(digest(protocol, plain), destination if optional else None)
             if entry is None and not optional:
-                entry = self._generated_match(protocol, request)
+                entry = self._generated_match(protocol, _readable_key(protocol, request, plain))
             if entry is None:
                 if not optional:
                     self._misses.append(self._miss(protocol, destination, connection, request))
@@ -229,15 +236,15 @@ class MockStore:
             self._last_offset = entry.span.offset
         return self._document(entry)
 
-    def _generated_match(self, protocol: str, request: Doc) -> Entry | None:
-        """An unused mock of the same call but for values the service generated (a new
-        UUID, the current time), standing one to one for the live ones (generated.py):
-        the running test's own first, then the others, the first GENERATED_TRIED of each."""
+    def _generated_match(self, protocol: str, live: Hashable) -> Entry | None:
+        """An unused mock of the same call (``live``: its readable key) but for values the
+        service generated (a new UUID, the current time), standing one to one for the live
+        ones (generated.py): the running test's own first, then the others, the first
+        GENERATED_TRIED of each."""
         subs = self.substitutions
-        shape = _shape(protocol, request)
+        shape = _shape(protocol, live) if subs is not None else None
         if subs is None or shape is None:
             return None
-        live = _readable_key(protocol, request)
         now = generated.Window(self._started, time.time())
         entries = [e for e in self._shapes.get(shape, ()) if e.name not in self._used]
         own = [e for e in entries if e.name in self._test_names]
