@@ -368,6 +368,7 @@ class PostgresMockServer:
         # a pipelined unit answered in parts, at each Flush: its mock, how much is sent
         self._streaming: Doc | None = None
         self._answered = 0  # response messages sent of it
+        self._ends: list[int] = []  # where the answer to each of its messages ends
         self._failed = False  # an error was sent in this unit: nothing more until Sync
         self._copying = False  # in a COPY FROM STDIN: the client's data is coming
 
@@ -456,30 +457,35 @@ class PostgresMockServer:
         self._unit.append({"type": "Flush"})
         if self._failed:
             return b""
-        if self._streaming is None:
-            self._streaming = self.source.serve(self._request(partial=True))
-            self._answered = 0
-            if self._streaming is None:
-                return self._fail(f"kpy: no recorded mock matches {describe(self._request())}")
+        if self._streaming is None and not self._stream_partial():
+            return self._fail(f"kpy: no recorded mock matches {describe(self._request())}")
+        assert self._streaming is not None
         recorded = self._streaming["request"]["messages"]
         so_far = len(self._unit)
         if [_message_key(m) for m in recorded[:so_far]] != [_message_key(m) for m in self._unit]:
             self.source.miss(self._request())
             return self._fail(f"kpy: no recorded mock matches {describe(self._request())}")
-        end = split_response(recorded, self._streaming["response"]["messages"])[so_far - 1]
-        return self._part(end)
+        return self._part(self._ends[so_far - 1])
 
     def _copy_in(self) -> bytes:
         """COPY ... FROM STDIN: answer up to the CopyInResponse of the mock whose unit began
         with this Query; the rest once the client's data is all there (CopyDone)."""
-        self._streaming = self.source.serve(self._request(partial=True))
-        self._answered = 0
-        if self._streaming is None:
+        if not self._stream_partial():
             request, self._unit, self._sql = self._request(), [], []
             return self._missed(request)
         self._copying = True
+        return self._part(self._ends[0])
+
+    def _stream_partial(self) -> bool:
+        """Find the mock whose unit began as this one has so far, to answer it in parts;
+        where the answer to each of its messages ends (``split_response``)."""
+        self._streaming = self.source.serve(self._request(partial=True))
+        self._answered = 0
+        if self._streaming is None:
+            return False
         recorded = self._streaming["request"]["messages"]
-        return self._part(split_response(recorded, self._streaming["response"]["messages"])[0])
+        self._ends = split_response(recorded, self._streaming["response"]["messages"])
+        return True
 
     def _rest(self, mock: Doc, request: Doc) -> bytes:
         """The Sync of a unit answered in parts: the rest, if it went on as recorded."""
