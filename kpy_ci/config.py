@@ -3,7 +3,9 @@ the file, the line and the field."""
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,14 +42,7 @@ def load(path: Path) -> Config:
     file = path / CONFIG_FILE
     if not file.exists():
         return Config()
-    text = file.read_text()
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise UsageError(f"{file}{line}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    data, node = read_yaml(file)
     validate(data, "config.schema.json", file, node)
     redact = data.get("redact", {})
     return Config(
@@ -59,16 +54,50 @@ def load(path: Path) -> Config:
     )
 
 
-def validate(data: Any, schema_name: str, file: Path, node: yaml.Node | None) -> None:
-    """UsageError naming file, line and field for the first thing that does not fit."""
-    validator = jsonschema.Draft202012Validator(schema(schema_name))
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's loader where PyYAML has it (several times faster), else PyYAML's own."""
+
+
+def read_yaml(file: Path) -> tuple[Any, yaml.Node | None]:
+    """One YAML document of a kpy file: its data, and its nodes (for line numbers)."""
+    text = file.read_text(encoding="utf-8")
+    try:
+        return yaml.load(text, Loader=Loader), yaml.compose(text, Loader=Loader)
+    except yaml.YAMLError as e:
+        raise yaml_error(file, e) from None
+
+
+def yaml_error(file: Path, e: yaml.YAMLError, first_line: int = 1) -> UsageError:
+    """``file:line: not valid YAML: why``, the line counted from ``first_line``."""
+    mark = getattr(e, "problem_mark", None)
+    line = f":{mark.line + first_line}" if mark is not None else ""
+    return UsageError(f"{file}{line}: not valid YAML: {getattr(e, 'problem', e)}")
+
+
+@functools.cache
+def validator(schema_name: str) -> jsonschema.Draft202012Validator:
+    """The checker of a schema, made once (a set may hold many thousand documents)."""
+    return jsonschema.Draft202012Validator(schema(schema_name))
+
+
+def validate(
+    data: Any,
+    schema_name: str,
+    file: Path,
+    node: yaml.Node | Callable[[], yaml.Node | None] | None,
+    first_line: int = 1,
+) -> None:
+    """UsageError naming file, line and field for the first thing that does not fit.
+    ``node``: the document's nodes, or how to get them (only a bad document needs them);
+    ``first_line``: the file's line where the document begins."""
+    errors = sorted(validator(schema_name).iter_errors(data), key=lambda e: list(e.absolute_path))
     if not errors:
         return
     error = errors[0]
     where = list(error.absolute_path)
     field_name = ".".join(str(p) for p in where) or "(top level)"
-    raise UsageError(f"{file}:{line_of(node, where)}: {field_name}: {error.message}")
+    line = line_of(node() if callable(node) else node, where) + first_line - 1
+    raise UsageError(f"{file}:{line}: {field_name}: {error.message}")
 
 
 def line_of(node: yaml.Node | None, where: list[Any]) -> int:

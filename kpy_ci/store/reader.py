@@ -14,14 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import jsonschema
 import yaml
 
-from kpy_ci.config import line_of, schema, validate
+from kpy_ci.config import Loader, line_of, read_yaml, validate, yaml_error
 from kpy_ci.errors import KpyError, UsageError
 from kpy_ci.store.serializer import VERSION
 
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _NUMBERED = re.compile(r"(\d+)$")
 
 
@@ -86,20 +84,10 @@ def _load(file: Path, schema_name: str) -> dict[str, Any]:
 
 
 def _load_node(file: Path, schema_name: str) -> tuple[dict[str, Any], yaml.Node | None]:
-    text = file.read_text(encoding="utf-8")
-    try:
-        node = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as e:
-        raise UsageError(f"{file}{_mark(e)}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    data, node = read_yaml(file)
     _check_version(data, file)
     validate(data, schema_name, file, node)
     return data, node
-
-
-def _mark(e: yaml.YAMLError, first_line: int = 1) -> str:
-    mark = getattr(e, "problem_mark", None)
-    return f":{mark.line + first_line}" if mark is not None else ""
 
 
 def _check_version(data: Any, file: Path, line: int = 1) -> None:
@@ -137,7 +125,6 @@ class MocksFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file: IO[bytes] = open(path, "rb")  # noqa: SIM115  # closed by close()
-        self._validator = jsonschema.Draft202012Validator(schema("mock.schema.json"))
 
     def scan(self) -> Iterator[tuple[Span, dict[str, Any]]]:
         """Each document once, checked, with its place: memory holds one at a time."""
@@ -148,29 +135,21 @@ class MocksFile:
     def read(self, span: Span) -> dict[str, Any]:
         """A document scan() gave, again: checked then, so only parsed now."""
         self._file.seek(span.offset)
-        return yaml.load(self._file.read(span.size), Loader=_Loader)  # type: ignore[no-any-return]
+        return yaml.load(self._file.read(span.size), Loader=Loader)  # type: ignore[no-any-return]
 
     def close(self) -> None:
         self._file.close()
 
     def _parse(self, text: bytes, span: Span) -> dict[str, Any]:
         try:
-            data = yaml.load(text, Loader=_Loader)
+            data = yaml.load(text, Loader=Loader)
         except yaml.YAMLError as e:
-            problem = getattr(e, "problem", e)
-            raise UsageError(
-                f"{self.path}{_mark(e, span.line)}: not valid YAML: {problem}"
-            ) from None
+            raise yaml_error(self.path, e, span.line) from None
         lines = text.split(b"\n")
         at = next((i for i, line in enumerate(lines) if line.startswith(b"version:")), 0)
         _check_version(data, self.path, span.line + at)
-        error = next(iter(self._validator.iter_errors(data)), None)
-        if error is not None:
-            node = yaml.compose(text, Loader=_Loader)
-            where = list(error.absolute_path)
-            line = line_of(node, where) + span.line - 1
-            name = ".".join(str(p) for p in where) or "(top level)"
-            raise UsageError(f"{self.path}:{line}: {name}: {error.message}")
+        node = lambda: yaml.compose(text, Loader=Loader)  # noqa: E731  # only on an error
+        validate(data, "mock.schema.json", self.path, node, span.line)
         return data  # type: ignore[no-any-return]
 
 
