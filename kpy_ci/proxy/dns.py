@@ -31,7 +31,7 @@ class _Upstream(asyncio.DatagramProtocol):
 
 
 class _Listener(asyncio.DatagramProtocol):
-    def __init__(self, proxy: DnsProxy) -> None:
+    def __init__(self, proxy: DnsPort) -> None:
         self.proxy = proxy
         self.transport: asyncio.DatagramTransport | None = None
 
@@ -45,12 +45,15 @@ class _Listener(asyncio.DatagramProtocol):
         task.add_done_callback(self.proxy.pending.discard)
 
 
-class DnsProxy:
-    def __init__(self, loop: ProxyLoop, recording: Recording, upstream: Address) -> None:
+class DnsPort:
+    """kpy's DNS port on the proxy's loop; ``answer`` says what each query gets."""
+
+    def __init__(self, loop: ProxyLoop) -> None:
         self.loop = loop
-        self.recording = recording
-        self.upstream = upstream
         self.pending: set[asyncio.Future[None]] = set()
+
+    async def answer(self, query: bytes, client: Any, transport: asyncio.DatagramTransport) -> None:
+        raise NotImplementedError
 
     def start(self) -> int:
         """Listen on 127.0.0.1 and ::1 on one free port; the port."""
@@ -73,6 +76,15 @@ class DnsProxy:
             raise EnvironmentProblem("no UDP port free on both 127.0.0.1 and ::1 for DNS")
 
         return self.loop.call(bind())
+
+
+class DnsProxy(DnsPort):
+    """Recording: each query forwarded to ``upstream``, its answer relayed and recorded."""
+
+    def __init__(self, loop: ProxyLoop, recording: Recording, upstream: Address) -> None:
+        super().__init__(loop)
+        self.recording = recording
+        self.upstream = upstream
 
     async def answer(self, query: bytes, client: Any, transport: asyncio.DatagramTransport) -> None:
         started = time.monotonic_ns()
@@ -104,13 +116,12 @@ class DnsProxy:
         self.recording.add(exchange, self.upstream)
 
 
-class MockDns(DnsProxy):
+class MockDns(DnsPort):
     """Replay: answers from the set's DNS mocks; asks no resolver."""
 
     def __init__(self, loop: ProxyLoop, store: MockStore) -> None:
-        self.loop = loop
+        super().__init__(loop)
         self.store = store
-        self.pending = set()
 
     async def answer(self, query: bytes, client: Any, transport: asyncio.DatagramTransport) -> None:
         try:
