@@ -241,3 +241,19 @@ def test_names_the_service_resolved_are_recorded(tmp_path: Path) -> None:
     assert dns_mock["request"]["name"] == "api.staging.kpy.test."
     assert dns_mock["response"]["answer"] == ["api.staging.kpy.test. 60 IN A 127.0.0.42"]
     assert dns_mock["name"] in tests[0]["mocks"]
+
+    # replayed with the resolver gone: the name resolves again, from its mock; a name never
+    # resolved when recording gets SERVFAIL, and its test fails naming it
+    replay = [
+        *KPY, "test", "-c", f"{sys.executable} {tmp_path / 'service.py'}",
+        "--path", str(tmp_path / "kpy"), "--resolv-conf", str(resolv_conf),
+    ]  # fmt: skip
+    env = child_env() | {"PORT": str(port)}
+    done = subprocess.run(replay, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    other = tmp_path / "other.py"
+    other.write_text(RESOLVING_SERVICE.replace("api.staging", "db.staging"))
+    replay[replay.index("-c") + 1] = f"{sys.executable} {other}"
+    done = subprocess.run(replay, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "dns call to the resolver matched no mock: A db.staging.kpy.test." in done.stderr

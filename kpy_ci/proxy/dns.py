@@ -128,7 +128,7 @@ class MockDns(DnsPort):
             request = dns.decode_query(query)
         except ProtocolError:
             return  # not a query: a resolver would drop it too
-        mock = self.store.serve(dns.NAME, "dns", 0, request, optional=False)
+        mock = self.store.serve(dns.NAME, "the resolver", 0, request, optional=False)
         if mock is None:
             transport.sendto(dns.refused(query), client)
         else:
