@@ -16,7 +16,15 @@ from types import FrameType
 import click
 
 from kpy_ci import __version__
-from kpy_ci.commands import doctor_cmd, record_cmd, report_cmd, run_cmd, test_cmd
+from kpy_ci.commands import (
+    doctor_cmd,
+    drift_cmd,
+    record_cmd,
+    report_cmd,
+    run_cmd,
+    test_cmd,
+    validate_cmd,
+)
 from kpy_ci.errors import KpyError, Terminated
 
 EXIT_BUG, EXIT_INTERRUPTED, EXIT_TERMINATED = 70, 130, 143
@@ -37,6 +45,8 @@ cli.add_command(run_cmd.run)
 cli.add_command(record_cmd.record)
 cli.add_command(test_cmd.test)
 cli.add_command(report_cmd.report)
+cli.add_command(validate_cmd.validate)
+cli.add_command(drift_cmd.drift)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

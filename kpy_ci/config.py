@@ -3,7 +3,6 @@ the file, the line and the field."""
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,13 @@ class Config:
     passthrough: tuple[str, ...] = ()
     noise: tuple[str, ...] = ()
     """Fields every replayed response may differ in (noise.py)."""
+    dsn_env: tuple[str, ...] = ()
+    """Environment variables holding PostgreSQL DSNs that kpy reads the schema over at
+    record time (schemas.postgres.dsn_env); the DSNs are never written anywhere."""
+    openapi: dict[str, str] = field(default_factory=dict)
+    """The OpenAPI document (a file relative to kpy.yml, or a URL) of each outbound host."""
+    service_openapi: str | None = None
+    """The service's own OpenAPI document, for its test cases."""
     source: Path | None = field(default=None, compare=False)
 
 
@@ -45,11 +51,16 @@ def load(path: Path) -> Config:
     data, node = read_yaml(file)
     validate(data, "config.schema.json", file, node)
     redact = data.get("redact", {})
+    schemas = data.get("schemas", {})
+    dsn_env = schemas.get("postgres", {}).get("dsn_env", ())
     return Config(
         redact_headers=tuple(redact.get("headers", ())),
         redact_json_fields=tuple(redact.get("json_fields", ())),
         passthrough=tuple(data.get("passthrough", ())),
         noise=tuple(data.get("noise", ())),
+        dsn_env=(dsn_env,) if isinstance(dsn_env, str) else tuple(dsn_env),
+        openapi=dict(schemas.get("openapi", {})),
+        service_openapi=schemas.get("service_openapi"),
         source=file,
     )
 
@@ -60,24 +71,43 @@ Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def read_yaml(file: Path) -> tuple[Any, yaml.Node | None]:
     """One YAML document of a kpy file: its data, and its nodes (for line numbers)."""
-    text = file.read_text(encoding="utf-8")
+    text = utf8(file, file.read_bytes())
     try:
         return yaml.load(text, Loader=Loader), yaml.compose(text, Loader=Loader)
     except yaml.YAMLError as e:
-        raise yaml_error(file, e) from None
+        raise yaml_error(file, e, text=text) from None
 
 
-def yaml_error(file: Path, e: yaml.YAMLError, first_line: int = 1) -> UsageError:
-    """``file:line: not valid YAML: why``, the line counted from ``first_line``."""
+def utf8(file: Path, data: bytes, offset: int = 0) -> str:
+    """``data`` as text, or a UsageError naming the first byte that is not UTF-8 (counted
+    from the file's start: ``data`` begins at ``offset``)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{file}: not UTF-8 text at byte {offset + e.start}") from None
+
+
+def yaml_error(
+    file: Path, e: yaml.YAMLError, first_line: int = 1, text: str | None = None
+) -> UsageError:
+    """``file:line: not valid YAML: why``, the line counted from ``first_line``; ``text``,
+    the document's, places a character the reader refused (it gives an offset, no line)."""
     mark = getattr(e, "problem_mark", None)
     line = f":{mark.line + first_line}" if mark is not None else ""
-    return UsageError(f"{file}{line}: not valid YAML: {getattr(e, 'problem', e)}")
+    why = getattr(e, "problem", None)
+    if isinstance(e, yaml.reader.ReaderError):
+        why = e.reason
+        if text is not None:
+            line = f":{text.count(chr(10), 0, e.position) + first_line}"
+    return UsageError(f"{file}{line}: not valid YAML: {why or e}")
 
 
-@functools.cache
-def validator(schema_name: str) -> jsonschema.Draft202012Validator:
-    """The checker of a schema, made once (a set may hold many thousand documents)."""
-    return jsonschema.Draft202012Validator(schema(schema_name))
+def validator(schema_name: str) -> jsonschema.protocols.Validator:
+    """The checker of a schema, made once (a set may hold many thousand documents), its
+    ``$ref`` resolved among schemas/ and the Mock schema's protocols from the registry."""
+    from kpy_ci.schema import documents  # the registry's protocols are only imported then
+
+    return documents.validator(schema_name)
 
 
 def validate(
@@ -90,14 +120,14 @@ def validate(
     """UsageError naming file, line and field for the first thing that does not fit.
     ``node``: the document's nodes, or how to get them (only a bad document needs them);
     ``first_line``: the file's line where the document begins."""
-    errors = sorted(validator(schema_name).iter_errors(data), key=lambda e: list(e.absolute_path))
-    if not errors:
+    from kpy_ci.schema import documents
+
+    error = documents.first_error(data, schema_name)
+    if error is None:
         return
-    error = errors[0]
-    where = list(error.absolute_path)
-    field_name = ".".join(str(p) for p in where) or "(top level)"
+    where, message = error
     line = line_of(node() if callable(node) else node, where) + first_line - 1
-    raise UsageError(f"{file}:{line}: {field_name}: {error.message}")
+    raise UsageError(f"{file}:{line}: {documents.dotted(where)}: {message}")
 
 
 def line_of(node: yaml.Node | None, where: list[Any]) -> int:

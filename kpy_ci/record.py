@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -21,6 +22,7 @@ from kpy_ci.errors import KpyError, Terminated
 from kpy_ci.proxy.dns import DnsProxy
 from kpy_ci.proxy.server import Egress, Ingress, ProxyLoop
 from kpy_ci.recording import Recording
+from kpy_ci.schema import lock, openapi
 from kpy_ci.service import STOP_SECONDS, stop, wait_ready
 from kpy_ci.service_log import ServiceLog
 from kpy_ci.store import testset
@@ -46,6 +48,8 @@ class RecordOptions:
     passthrough: list[tuple[str, int]] = field(default_factory=list)
     config: Config = field(default_factory=Config)
     resolv_conf: Path | None = None
+    openapi_docs: dict[str, openapi.Document] = field(default_factory=dict)
+    """The OpenAPI documents kpy.yml names, by host, read before the service starts."""
 
 
 @dataclass
@@ -55,6 +59,23 @@ class RecordResult:
     mocks: int
     interrupted: str | None
     warnings: list[str]
+    written: bool = True
+    """False when nothing was written (a re-recording that did not end normally)."""
+
+    @property
+    def where(self) -> str:
+        """Where what was complete is, for the message of a failure."""
+        return f"what was complete is in {self.path}" if self.written else f"{self.path} untouched"
+
+
+Driver = Callable[[subprocess.Popen[Any], str, IO[str]], str | None]
+"""What makes the traffic, given the running service and kpy's address for it (BASE_URL);
+it returns what went wrong, if anything (the recording then ends as failed), and may raise
+KeyboardInterrupt / Terminated."""
+
+Writer = Callable[[Recording, str | None], RecordResult]
+"""What becomes of a recording that started the service, however it ended (``interrupted``
+says why, when not normally): the set written, or left as it is."""
 
 
 def system_resolver(resolv_conf: Path = Path("/etc/resolv.conf")) -> Address | None:
@@ -76,10 +97,25 @@ def free_port() -> int:
 def record(opts: RecordOptions, log: IO[str]) -> RecordResult:
     """Record; write the test-set; raise RecordingFailed (after writing) if the service or
     the traffic failed, and let ^C/SIGTERM through (after writing)."""
-    return _record(opts, log, ServiceLog(log))
+
+    def write(recording: Recording, interrupted: str | None) -> RecordResult:
+        result = _write(recording, opts, interrupted)
+        _report(result, log)
+        return result
+
+    return run(opts, log, traffic_driver(opts), write)
 
 
-def _record(opts: RecordOptions, log: IO[str], service_log: ServiceLog) -> RecordResult:
+def run(
+    opts: RecordOptions,
+    log: IO[str],
+    drive: Driver,
+    write: Writer,
+    service_log: ServiceLog | None = None,
+) -> RecordResult:
+    """The recording itself: proxies up, the service up in its session, ``drive``, the
+    service down, then ``write`` (once the service has started, whatever happened)."""
+    service_log = service_log or ServiceLog(log)
     recording = Recording()
     loop = ProxyLoop()
     session: Session | None = None
@@ -127,7 +163,7 @@ def _record(opts: RecordOptions, log: IO[str], service_log: ServiceLog) -> Recor
                 if not_ready is not None:
                     raise RecordingFailed(not_ready)
                 print(f"kpy: recording {opts.command!r} on port {opts.port}", file=log)
-                failure = _drive(service, opts, log)
+                failure = drive(service, f"http://127.0.0.1:{opts.port}", log)
             finally:
                 stop(service)
                 service_log.wait()
@@ -146,19 +182,25 @@ def _record(opts: RecordOptions, log: IO[str], service_log: ServiceLog) -> Recor
     finally:
         loop.close()
         if spawned:
-            result = _write(recording, opts, interrupted or failure)
-            _report(result, log)
+            result = write(recording, interrupted or failure)
     if failure:
-        raise RecordingFailed(f"{failure}; what was complete is in {result.path}")
+        raise RecordingFailed(f"{failure}; {result.where}")
     return result
 
 
-def _drive(service: subprocess.Popen[Any], opts: RecordOptions, log: IO[str]) -> str | None:
-    """Run the traffic (or wait for ^C / --duration); what went wrong, if anything."""
-    base_url = f"http://127.0.0.1:{opts.port}"
+def traffic_driver(opts: RecordOptions) -> Driver:
+    """--traffic's command, or, without it, a wait for ^C or --duration."""
     if opts.traffic is not None:
-        env = {**os.environ, "BASE_URL": base_url, "KPY_PORT": str(opts.port)}
-        traffic = subprocess.Popen(opts.traffic, shell=True, env=env)
+        return command_driver(opts.traffic, opts.port)
+    return wait_driver(opts.duration)
+
+
+def command_driver(command: str, port: int) -> Driver:
+    """Run a shell command with BASE_URL and KPY_PORT; it failing fails the recording."""
+
+    def drive(service: subprocess.Popen[Any], base_url: str, log: IO[str]) -> str | None:
+        env = {**os.environ, "BASE_URL": base_url, "KPY_PORT": str(port)}
+        traffic = subprocess.Popen(command, shell=True, env=env)
         try:
             code = traffic.wait()
         except BaseException:
@@ -172,13 +214,23 @@ def _drive(service: subprocess.Popen[Any], opts: RecordOptions, log: IO[str]) ->
         if service.poll() is not None:
             return f"the service exited with code {service.returncode} during the traffic"
         return f"the traffic command exited with code {code}" if code else None
-    print(f"kpy: send traffic to {base_url}; ^C ends the recording", file=log)
-    deadline = time.monotonic() + opts.duration if opts.duration else None
-    while deadline is None or time.monotonic() < deadline:
-        if service.poll() is not None:
-            return f"the service exited with code {service.returncode}"
-        time.sleep(0.1)
-    return None
+
+    return drive
+
+
+def wait_driver(duration: float | None) -> Driver:
+    """Record what others send, for ``duration`` seconds or until ^C."""
+
+    def drive(service: subprocess.Popen[Any], base_url: str, log: IO[str]) -> str | None:
+        print(f"kpy: send traffic to {base_url}; ^C ends the recording", file=log)
+        deadline = time.monotonic() + duration if duration else None
+        while deadline is None or time.monotonic() < deadline:
+            if service.poll() is not None:
+                return f"the service exited with code {service.returncode}"
+            time.sleep(0.1)
+        return None
+
+    return drive
 
 
 def _write(recording: Recording, opts: RecordOptions, interrupted: str | None) -> RecordResult:
@@ -196,7 +248,10 @@ def _write(recording: Recording, opts: RecordOptions, interrupted: str | None) -
     chain = redact.filters(opts.config)
     tests = testset.test_documents(inbound, recording.outbound_started, t0)
     tests = list(redact.apply_all(tests, chain))
-    mocks = redact.apply_all(testset.mock_documents(recording.outbound(), t0), chain)
+    locked = lock.LockBuilder(opts.openapi_docs)
+    mocks = locked.observe(
+        redact.apply_all(testset.mock_documents(recording.outbound(), t0), chain)
+    )
     count = len(recording.outbound_started)
     meta = {
         "name": name,
@@ -212,7 +267,14 @@ def _write(recording: Recording, opts: RecordOptions, interrupted: str | None) -
         "warnings": recording.warnings,
     }
     try:
-        path = testset.write_test_set(opts.path, name, tests, mocks, meta)
+        path = testset.write_test_set(
+            opts.path,
+            name,
+            tests,
+            mocks,
+            meta,
+            lambda: lock.lock_files(locked, opts.config, os.environ, recording.warnings),
+        )
     finally:
         recording.close()
     return RecordResult(path, len(tests), count, interrupted, recording.warnings)

@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import httpx
 
-from kpy_ci import generated, redact
+from kpy_ci import generated, redact, resend
 from kpy_ci.compare import compare_response, noise_between, render
 from kpy_ci.config import Config
 from kpy_ci.ebpf.maps import Address
@@ -40,7 +40,6 @@ from kpy_ci.store.serializer import dump
 
 QUIET_SECONDS = 0.015  # after a response, calls still coming belong to the same test
 QUIET_MAX_SECONDS = 2.0
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
 
 
 @dataclass
@@ -196,9 +195,7 @@ class _Runner:
 
     def run(self, log: IO[str]) -> list[TestResult]:
         results = []
-        # no default headers: each request carries the recorded ones, no more
-        with httpx.Client(timeout=self.opts.request_timeout, headers={}) as client:
-            client.headers.clear()
+        with resend.client(self.opts.request_timeout) as client:
             for test in self.tests:
                 result = self._test(client, test)
                 console.progress(result, log)
@@ -267,25 +264,10 @@ class _Runner:
         return self.store.end_test()
 
     def _send(self, client: httpx.Client, request: Doc) -> tuple[Doc | None, str]:
-        given = self.opts.headers
-        headers = [
-            (name, given.get(name.lower(), value))
-            for name, value in request["headers"]
-            if name.lower() not in HOP_BY_HOP
-        ]
-        body = request.get("body")
-        content = http.encode_body(body, request["headers"]) if body is not None else b""
         try:
-            sent = client.build_request(
-                request["method"], self.base_url + request["url"], headers=headers, content=content
-            )
-            response = client.send(sent, stream=True)
-            try:
-                raw = b"".join(response.iter_raw())
-            finally:
-                response.close()
-        except httpx.HTTPError as e:
-            return None, f"the service did not answer: {type(e).__name__}: {e}"
+            response, raw = resend.send(client, self.base_url, request, self.opts.headers)
+        except resend.NoAnswer as e:
+            return None, str(e)
         return self._live(response, raw), ""
 
     def _live(self, response: httpx.Response, raw: bytes) -> Doc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sys
@@ -9,13 +10,24 @@ from pathlib import Path
 
 import click
 
+from kpy_ci.commands.drift_cmd import (
+    EXIT_RERECORD,
+    dsn_option,
+    migrations_option,
+    openapi_option,
+    sources,
+)
 from kpy_ci.commands.record_cmd import configured_passthrough
 from kpy_ci.commands.run_cmd import passthrough_rules, resolv_conf_option
 from kpy_ci.config import load as load_config
 from kpy_ci.errors import UsageError
 from kpy_ci.replay import TestOptions, replay
 from kpy_ci.report import console, github
+from kpy_ci.report import drift as drift_report
 from kpy_ci.report import junit as junit_report
+from kpy_ci.report.drift import DRIFT_TYPE
+from kpy_ci.report.model import RunResult
+from kpy_ci.schema.check import check
 
 
 def shard_option(value: str | None) -> tuple[int, int] | None:
@@ -80,6 +92,15 @@ def header_option(values: tuple[str, ...]) -> dict[str, str]:
     multiple=True,
     help="'NAME: VALUE' for a header the recording redacted (Authorization): sent instead.",
 )
+@click.option(
+    "--check-drift",
+    is_flag=True,
+    help="Run kpy drift first (with --dsn, --migrations or --openapi): a test that needs "
+    "re-recording fails as schema-drift, saying why, and the run exits 3.",
+)
+@dsn_option
+@migrations_option
+@openapi_option
 @resolv_conf_option
 def test(
     command: str,
@@ -95,11 +116,21 @@ def test(
     request_timeout: float,
     passthrough: tuple[str, ...],
     headers: tuple[str, ...],
+    check_drift: bool,
+    dsn: str | None,
+    migrations: Path | None,
+    openapi_docs: tuple[str, ...],
     resolv_conf: Path | None,
 ) -> int:
     """Replay the recorded tests against the service, its outbound calls served from mocks."""
     if write_noise and not detect_noise:
         raise UsageError("--write-noise goes with --detect-noise")
+    given = sources(dsn, migrations, openapi_docs)
+    if given and not check_drift:
+        raise UsageError("--dsn, --migrations and --openapi go with --check-drift")
+    drifts = check(path, set_name, given) if check_drift else None
+    if drifts is not None:
+        drift_report.console(drifts, sys.stderr)
     config = load_config(path)
     options = TestOptions(
         command=command,
@@ -118,6 +149,9 @@ def test(
         headers=header_option(headers),
     )
     result = replay(options, sys.stderr)
+    if drifts is not None:
+        result = mark_stale(result, drift_report.run_result(drifts))
+        github.append_outputs(os.environ, drift_report.outputs(drifts))
     if junit is not None:
         junit_report.write_junit(result, junit)
     console.summary(result, sys.stderr)
@@ -127,4 +161,26 @@ def test(
     if not result.total:  # a shard of a matrix drew none of the suite's tests: nothing failed
         print(f"kpy: shard {shard} drew none of the {result.available} tests", file=sys.stderr)
         return 0
-    return 1 if result.failed or any(s.error for s in result.sets) else 0
+    regressions = [t for s in result.sets for t in s.tests if not t.passed]
+    if any(s.error for s in result.sets) or any(t.failure_type != DRIFT_TYPE for t in regressions):
+        return 1
+    return EXIT_RERECORD if regressions else 0
+
+
+def mark_stale(result: RunResult, drifted: RunResult) -> RunResult:
+    """The replay's results with each stale test failed as ``schema-drift``: the reason it
+    needs re-recording first, then what the replay saw."""
+    stale = {(s.name, t.name): t for s in drifted.sets for t in s.tests if not t.passed}
+    for s in result.sets:
+        for i, test in enumerate(s.tests):
+            why = stale.get((s.name, test.name))
+            if why is not None:
+                seen = f"\n\nthe replay: {test.message or 'passed'}\n{test.details}".rstrip()
+                s.tests[i] = dataclasses.replace(
+                    test,
+                    passed=False,
+                    message=why.message,
+                    details=why.details + seen,
+                    failure_type=DRIFT_TYPE,
+                )
+    return result

@@ -41,7 +41,7 @@ def annotations(result: RunResult, workspace: Path | None = None) -> list[str]:
     commands = []
     for test in (t for s in result.sets for t in s.tests if not t.passed):
         properties = {
-            "file": _relative(test.file, workspace),
+            "file": relative(test.file, workspace),
             "line": str(test.line),
             "title": f"kpy: {test.set_name}/{test.name} {test.request}",
         }
@@ -51,7 +51,7 @@ def annotations(result: RunResult, workspace: Path | None = None) -> list[str]:
     return commands
 
 
-def _relative(file: Path, workspace: Path | None) -> str:
+def relative(file: Path, workspace: Path | None) -> str:
     if workspace is not None:
         try:
             return (Path.cwd() / file).resolve().relative_to(workspace.resolve()).as_posix()
@@ -148,15 +148,21 @@ def write_summary(result: RunResult, env: Mapping[str, str], junit_path: Path | 
 def write_outputs(result: RunResult, env: Mapping[str, str], junit_path: Path | None) -> None:
     """Append ``passed``, ``failed``, ``total`` and ``junit`` to ``$GITHUB_OUTPUT``, when on
     GitHub Actions, for later steps' ``if:`` and inputs."""
+    outputs = {
+        "passed": str(result.passed),
+        "failed": str(result.failed),
+        "total": str(result.total),
+        "junit": one_line(str(junit_path)) if junit_path is not None else "",
+    }
+    append_outputs(env, outputs)
+
+
+def append_outputs(env: Mapping[str, str], outputs: Mapping[str, str]) -> None:
+    """Append ``name=value`` lines to ``$GITHUB_OUTPUT``, when on GitHub Actions (values of
+    one line)."""
     if on_github(env) and env.get("GITHUB_OUTPUT"):
-        outputs = {
-            "passed": str(result.passed),
-            "failed": str(result.failed),
-            "total": str(result.total),
-            "junit": one_line(str(junit_path)) if junit_path is not None else "",
-        }
         with open(env["GITHUB_OUTPUT"], "a", encoding="utf-8") as f:
-            f.writelines(f"{name}={value}\n" for name, value in outputs.items())
+            f.writelines(f"{name}={one_line(value)}\n" for name, value in outputs.items())
 
 
 def report(

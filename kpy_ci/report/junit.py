@@ -18,7 +18,6 @@ from kpy_ci.errors import UsageError
 from kpy_ci.report.model import RunResult, SetResult, TestResult, one_line, printable
 from kpy_ci.store.atomic import write_file
 
-FAILURE_TYPE = "kpy.regression"
 ERROR_TYPE = "kpy.service"
 SERVICE_CASE = "(service)"
 """The testcase that stands for a set's service when the set could not be replayed."""
@@ -73,7 +72,7 @@ def _case(test: TestResult) -> ET.Element:
     )
     if not test.passed:
         failure = ET.SubElement(
-            case, "failure", message=one_line(test.message) or "failed", type=FAILURE_TYPE
+            case, "failure", message=one_line(test.message) or "failed", type=test.failure_type
         )
         failure.text = printable(test.details or test.message)
     noise = f"kpy: noise proposed: {', '.join(test.noise)}\n" if test.noise else ""

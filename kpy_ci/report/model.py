@@ -53,6 +53,8 @@ class TestResult:
     """What the service printed while the test ran."""
     noise: tuple[str, ...] = ()
     """With --detect-noise: the fields proposed as noise."""
+    failure_type: str = "kpy.regression"
+    """JUnit's failure type: a regression, or ``schema-drift`` (re-record needed)."""
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import yaml
 
-from kpy_ci.config import Loader, line_of, read_yaml, validate, yaml_error
+from kpy_ci.config import Loader, line_of, read_yaml, utf8, validate, yaml_error
 from kpy_ci.errors import KpyError, UsageError
 from kpy_ci.store.serializer import VERSION
 
@@ -129,22 +129,27 @@ class MocksFile:
     def scan(self) -> Iterator[tuple[Span, dict[str, Any]]]:
         """Each document once, checked, with its place: memory holds one at a time."""
         with open(self.path, "rb") as f:
-            for span, text in _documents(f):
+            for span, text in documents(f):
                 yield span, self._parse(text, span)
 
     def read(self, span: Span) -> dict[str, Any]:
         """A document scan() gave, again: checked then, so only parsed now."""
+        return yaml.load(self.text(span), Loader=Loader)  # type: ignore[no-any-return]
+
+    def text(self, span: Span) -> bytes:
+        """A document's bytes as they are in the file (for its line numbers)."""
         self._file.seek(span.offset)
-        return yaml.load(self._file.read(span.size), Loader=Loader)  # type: ignore[no-any-return]
+        return self._file.read(span.size)
 
     def close(self) -> None:
         self._file.close()
 
     def _parse(self, text: bytes, span: Span) -> dict[str, Any]:
+        decoded = utf8(self.path, text, span.offset)
         try:
-            data = yaml.load(text, Loader=Loader)
+            data = yaml.load(decoded, Loader=Loader)
         except yaml.YAMLError as e:
-            raise yaml_error(self.path, e, span.line) from None
+            raise yaml_error(self.path, e, span.line, decoded) from None
         lines = text.split(b"\n")
         at = next((i for i, line in enumerate(lines) if line.startswith(b"version:")), 0)
         _check_version(data, self.path, span.line + at)
@@ -153,7 +158,7 @@ class MocksFile:
         return data  # type: ignore[no-any-return]
 
 
-def _documents(f: IO[bytes]) -> Iterator[tuple[Span, bytes]]:
+def documents(f: IO[bytes]) -> Iterator[tuple[Span, bytes]]:
     """Split a multi-document YAML stream at its ``---`` lines (kpy writes one before each
     document; a line that is exactly ``---`` cannot be inside one of kpy's documents)."""
     chunk: list[bytes] = []

@@ -3,6 +3,7 @@
     <path>/<set>/test-set.yaml       what was recorded, how, and whether it was interrupted
     <path>/<set>/tests/test-K.yaml   one inbound HTTP exchange and the mocks it used
     <path>/<set>/mocks.yaml          every outbound exchange, one YAML document each
+    <path>/<set>/schema.lock.yaml    what the dependencies' schemas were (schema/lock.py)
 
 It is built in a temporary directory beside its final place and renamed into it; an existing
 set of the same name is swapped out only once the new one is complete.
@@ -15,7 +16,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,10 +104,16 @@ def write_test_set(
     root: Path,
     name: str,
     tests: list[dict[str, Any]],
-    mocks: Iterable[dict[str, Any]],
-    meta: dict[str, Any],
+    mocks: Iterable[dict[str, Any] | bytes],
+    meta: dict[str, Any] | Callable[[], dict[str, Any]],
+    extra_files: Callable[[], dict[str, str]] | None = None,
+    copied: Sequence[Path] = (),
 ) -> Path:
-    """Write the set atomically; the final path."""
+    """Write the set atomically; the final path. ``mocks``: documents, or a document's text
+    (from its ``---`` line) kept as it is. ``meta``: test-set.yaml's body, or what makes it
+    once every mock has been written. ``extra_files``: more files of the set
+    (schema.lock.yaml), made then too. ``copied``: test files kept byte for byte (a
+    re-recording's other tests)."""
     root.mkdir(parents=True, exist_ok=True)
     final = root / name
     building = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
@@ -114,10 +121,15 @@ def write_test_set(
         (building / "tests").mkdir()
         for doc in tests:
             (building / "tests" / f"{doc['name']}.yaml").write_text(dump(doc))
-        with open(building / "mocks.yaml", "w") as out:
-            for doc in mocks:  # one at a time: a set may hold more mocks than fit in memory
-                out.write(dump_all([doc]))
-        (building / "test-set.yaml").write_text(dump(document("TestSet", meta)))
+        for file in copied:
+            shutil.copyfile(file, building / "tests" / file.name)
+        with open(building / "mocks.yaml", "wb") as out:
+            for mock in mocks:  # one at a time: a set may hold more mocks than fit in memory
+                out.write(mock if isinstance(mock, bytes) else dump_all([mock]).encode())
+        for file_name, text in (extra_files() if extra_files else {}).items():
+            (building / file_name).write_text(text)
+        body = meta() if callable(meta) else meta
+        (building / "test-set.yaml").write_text(dump(document("TestSet", body)))
         _fsync_tree(building)
         building.chmod(0o755)
         if final.exists():

@@ -1,0 +1,180 @@
+"""``kpy drift`` as a straight line, for each test-set: its lock read and checked, its mocks
+scanned once (which mocks ran which statement or HTTP operation), its tests read (which tests
+list which mocks), the lock compared with today's schema from the source given (a live
+database, migration files, OpenAPI documents), each change mapped to the tests it makes
+stale."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from kpy_ci.config import read_yaml, validate
+from kpy_ci.errors import UsageError
+from kpy_ci.schema import drift, introspect, migrations, openapi
+from kpy_ci.schema.drift import Change, Impact
+from kpy_ci.schema.lock import LOCK_FILE, LockBuilder
+from kpy_ci.schema.model import DbSchema, Where
+from kpy_ci.store.reader import MocksFile, TestSet, find_sets, load_set
+
+
+@dataclass
+class Sources:
+    """Today's schemas, as ``kpy drift`` was told to find them."""
+
+    dsn: str | None = None
+    migrations: Path | None = None
+    openapi: dict[str, openapi.Document] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.dsn or self.migrations or self.openapi)
+
+
+@dataclass
+class Today:
+    """What the sources said, read once for every set."""
+
+    live: DbSchema | None = None
+    database: str | None = None
+    loaded: migrations.Migrations | None = None
+    openapi: dict[str, openapi.Document] = field(default_factory=dict)
+
+
+@dataclass
+class SetDrift:
+    test_set: TestSet
+    changes: list[Change] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def breaking(self) -> list[Change]:
+        return [c for c in self.changes if c.breaking]
+
+    @property
+    def stale_tests(self) -> list[str]:
+        return list(dict.fromkeys(t for c in self.breaking for t in c.tests))
+
+
+def read_today(sources: Sources) -> Today:
+    today = Today(openapi=sources.openapi)
+    if sources.dsn:
+        today.database, today.live = introspect.introspect_database(sources.dsn)
+    if sources.migrations is not None:
+        today.loaded = migrations.load(sources.migrations)
+    return today
+
+
+def read_lock(test_set: TestSet) -> dict[str, object]:
+    file = test_set.path / LOCK_FILE
+    if not file.is_file():
+        raise UsageError(
+            f"{file}: missing: the set was recorded before kpy kept schema locks; record it again"
+        )
+    data, node = read_yaml(file)
+    validate(data, "schemalock.schema.json", file, node)
+    return data  # type: ignore[no-any-return]
+
+
+def check(path: Path, set_name: str | None, sources: Sources) -> list[SetDrift]:
+    if not sources:
+        raise UsageError("kpy drift: say where today's schema is: --dsn, --migrations or --openapi")
+    today = read_today(sources)
+    return [check_set(load_set(p), today) for p in find_sets(path, set_name)]
+
+
+def check_set(test_set: TestSet, today: Today) -> SetDrift:
+    lock = read_lock(test_set)
+    result = SetDrift(test_set)
+    builder = LockBuilder(keep_names=True)
+    http_mocks: list[tuple[str, str, str, str]] = []  # host, method, path, mock
+    mocks = MocksFile(test_set.mocks_file)
+    try:
+        for _, mock in mocks.scan():
+            builder.add(mock)
+            if mock["protocol"] == "http":
+                request = mock["request"]
+                host = next(
+                    (v for n, v in request["headers"] if n.lower() == "host"), mock["destination"]
+                )
+                path = urlsplit(request["url"]).path
+                http_mocks.append((host, request["method"], path, mock["name"]))
+    finally:
+        mocks.close()
+    impact = Impact()
+    for by_sql in builder.mocks_by_query().values():
+        for sql_text, names in by_sql.items():
+            impact.mocks_by_sql.setdefault(sql_text, []).extend(names)
+    for test in test_set.tests:
+        for name in test.mocks:
+            impact.tests_by_mock.setdefault(name, []).append(test.name)
+    for entry in lock["postgres"]:  # type: ignore[attr-defined]
+        dependency = f"postgres {entry['destination']}/{entry['database']}"
+        unparsed = [q for q in entry["queries"] if q.get("error")]
+        if unparsed:
+            result.notes.append(
+                f"{dependency}: {len(unparsed)} recorded statements could not be parsed and "
+                "were not checked"
+            )
+        for schema, since in _schemas_for(entry, today, len(lock["postgres"]) == 1):  # type: ignore[arg-type]
+            for change in drift.compare_postgres(entry, schema, dependency, since):
+                result.changes.append(impact.apply(change))
+    for entry in lock["http"]:  # type: ignore[attr-defined]
+        document = _document_for(today.openapi, entry["host"])
+        if document is None:
+            continue
+        by_operation = _http_mocks(entry, http_mocks)
+        for changed in openapi.diff(entry, document):
+            found = Change(
+                f"http {entry['host']}",
+                changed.message,
+                changed.breaking,
+                None,
+                (changed.operation,),
+            )
+            result.changes.append(impact.apply(found, by_operation))
+    return result
+
+
+def _schemas_for(
+    entry: dict[str, object], today: Today, only: bool
+) -> list[tuple[DbSchema, list[Where] | None]]:
+    """Today's schema of the lock's database from each source given: the live database
+    (when it is this one, or the set has only one), and the one the migrations make (with
+    the statements applied since the lock's schema)."""
+    out: list[tuple[DbSchema, list[Where] | None]] = []
+    if today.live is not None and (only or today.database == entry["database"]):
+        out.append((today.live, None))
+    if today.loaded is not None:
+        out.append((today.loaded.schema, _since(entry, today.loaded)))
+    return out
+
+
+def _since(entry: dict[str, object], loaded: migrations.Migrations) -> list[Where]:
+    """The statements after the first migration at which the lock's schema holds: what is
+    new to the recording (all of them when no prefix holds)."""
+    for k, snapshot in enumerate(loaded.snapshots):
+        if drift.holds(entry, snapshot):
+            return [w for w, *_ in loaded.schema.changes[loaded.ends[k] :]]
+    return [w for w, *_ in loaded.schema.changes]
+
+
+def _document_for(docs: dict[str, openapi.Document], host: str) -> openapi.Document | None:
+    return docs.get(host) or docs.get(host.rpartition(":")[0])
+
+
+def _http_mocks(
+    entry: dict[str, object], http_mocks: list[tuple[str, str, str, str]]
+) -> dict[str, list[str]]:
+    """``GET /rates`` -> the host's mocks that called it (by the lock's path template)."""
+    out: dict[str, list[str]] = {}
+    for op in entry["operations"]:  # type: ignore[attr-defined]
+        key = f"{op['method']} {op['path']}"
+        out[key] = [
+            name
+            for host, method, path, name in http_mocks
+            if host == entry["host"]
+            and method == op["method"]
+            and drift.template_matches(op["path"], path)
+        ]
+    return out

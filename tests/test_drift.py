@@ -1,0 +1,336 @@
+"""kpy drift end to end on the shop: recorded on a real PostgreSQL (with no kpy.yml, and again
+with a DSN and the rates API's OpenAPI document named in kpy.yml), then each migration is
+applied on its own; drift must flag exactly the tests whose recorded SQL touches the change,
+from the live database and from the migration files alone. Which tests those are is found
+here independently, by searching each test's mocks' SQL text for the changed column."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import KPY, child_env
+from tests.dns_server import DnsServer
+from tests.examples.shop import DATABASE, SHOP, reset
+from tests.servers import Postgres, pg_bin, postgres_server, redis_server
+from tests.test_record import TRAFFIC, kpy_record, rates_service
+
+SEED = SHOP / "seed.sql"
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    sql: str
+    touches: Callable[[str], bool]
+    """Whether a recorded statement is one this migration breaks (the oracle)."""
+
+
+def word(w: str) -> Callable[[str], bool]:
+    return lambda sql: re.search(rf"\b{w}\b", sql) is not None
+
+
+STEPS = [
+    Step("add_nullable", "ALTER TABLE products ADD COLUMN color text;\n", lambda sql: False),
+    Step("drop_read", "ALTER TABLE products DROP COLUMN stock;\n", word("stock")),
+    Step(
+        "rename",
+        "ALTER TABLE orders\n    RENAME COLUMN currency TO currency_code;\n",
+        word("currency"),
+    ),
+    Step(
+        "retype",
+        "ALTER TABLE products ALTER COLUMN price TYPE numeric(12, 3);\n",
+        lambda sql: word("price")(sql) and "products" in sql,
+    ),
+    Step("index", "CREATE INDEX products_name_idx ON products (name);\n", lambda sql: False),
+    Step(
+        "not_null",
+        "ALTER TABLE orders ADD COLUMN note text;\nUPDATE orders SET note = '';\n"
+        "ALTER TABLE orders ALTER COLUMN note SET NOT NULL;\n",
+        lambda sql: sql.startswith("INSERT INTO orders"),
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Sets:
+    plain: Path
+    """Recorded with no kpy.yml."""
+    configured: Path
+    """Recorded with kpy.yml naming the DSN's variable and the rates API's OpenAPI."""
+    pg: Postgres
+    rates_host: str
+
+
+def psql(pg: Postgres, *args: str, database: str = "kpy") -> None:
+    env = os.environ | replace(pg, database=database).env()
+    cmd = [pg_bin("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", *args]
+    subprocess.run(cmd, env=env, capture_output=True, check=True)
+
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sets]:
+    tmp = tmp_path_factory.mktemp("drift")
+    with (
+        postgres_server() as pg,
+        redis_server(tmp / "redis") as redis,
+        rates_service(tmp) as rates_port,
+        DnsServer({}) as dns,
+    ):
+        host = f"127.0.0.1:{rates_port}"
+        configured = tmp / "configured"
+        configured.mkdir()
+        shutil.copy(SHOP / "rates.openapi.yaml", configured / "rates.openapi.yaml")
+        (configured / "kpy.yml").write_text(
+            yaml.safe_dump(
+                {
+                    "version": "kpy/v1",
+                    "kind": "Config",
+                    "schemas": {
+                        "postgres": {"dsn_env": "DATABASE_URL"},
+                        "openapi": {host: "rates.openapi.yaml"},
+                    },
+                }
+            )
+        )
+        for out in (tmp / "plain", configured):
+            reset(pg, redis)
+            argv, env = kpy_record(pg, redis, rates_port, out, dns, TRAFFIC, "--set", "shop")
+            done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
+            assert done.returncode == 0, done.stderr
+        yield Sets(tmp / "plain", configured, replace(pg, database=DATABASE), host)
+
+
+def kpy(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    run_env = child_env() | (env or {})
+    for name in ("GITHUB_ACTIONS", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"):
+        if env is None or name not in env:
+            run_env.pop(name, None)
+    return subprocess.run([*KPY, *args], env=run_env, capture_output=True, text=True, timeout=120)
+
+
+def stale_by_oracle(set_dir: Path, touches: Callable[[str], bool]) -> set[str]:
+    """The tests listing a PostgreSQL mock whose SQL the change touches."""
+    hit = set()
+    for mock in yaml.safe_load_all((set_dir / "mocks.yaml").read_text()):
+        sql = mock["request"].get("sql") if mock["protocol"] == "postgres" else None
+        texts = [sql] if isinstance(sql, str) else [s for s in sql or () if isinstance(s, str)]
+        if any(touches(" ".join(t.split())) for t in texts):
+            hit.add(mock["name"])
+    return {
+        doc["name"]
+        for file in (set_dir / "tests").glob("*.yaml")
+        if hit & set((doc := yaml.safe_load(file.read_text()))["mocks"])
+    }
+
+
+def drift(path: Path, tmp: Path, *source: str) -> tuple[int, dict[str, Any], str]:
+    report = tmp / "drift.yaml"
+    report.unlink(missing_ok=True)
+    done = kpy("drift", "--path", str(path), "--report", str(report), *source)
+    assert done.returncode in (0, 3), done.stderr
+    return done.returncode, yaml.safe_load(report.read_text()), done.stderr
+
+
+def flagged(report: dict[str, Any]) -> set[str]:
+    [shop] = report["sets"]
+    return set(shop["stale_tests"])
+
+
+def migrated_copy(sets: Sets, step: Step) -> Postgres:
+    """A database as the recording's would be after this migration alone."""
+    name = f"drift_{step.name}"
+    psql(sets.pg, "-c", f"DROP DATABASE IF EXISTS {name}", "-c",
+         f"CREATE DATABASE {name} TEMPLATE {DATABASE}")  # fmt: skip
+    psql(sets.pg, "-c", step.sql, database=name)
+    return replace(sets.pg, database=name)
+
+
+def migrations_dir(tmp: Path, step: Step) -> Path:
+    folder = tmp / f"migrations-{step.name}"
+    folder.mkdir()
+    shutil.copy(SEED, folder / "001_init.sql")
+    (folder / f"002_{step.name}.sql").write_text(step.sql)
+    return folder
+
+
+@pytest.mark.parametrize("step", STEPS, ids=[s.name for s in STEPS])
+def test_drift_flags_exactly_the_tests_a_migration_touches(
+    sets: Sets, step: Step, tmp_path: Path
+) -> None:
+    expected = stale_by_oracle(sets.plain / "shop", step.touches)
+    breaking = step.name not in ("add_nullable", "index")
+    assert bool(expected) == breaking  # the oracle itself sees the change (or rightly not)
+    db = migrated_copy(sets, step)
+    folder = migrations_dir(tmp_path, step)
+    runs = [
+        (sets.plain, ("--dsn", db.dsn())),
+        (sets.configured, ("--dsn", db.dsn())),
+        (sets.plain, ("--migrations", str(folder))),
+        (sets.configured, ("--migrations", str(folder))),
+    ]
+    for path, source in runs:
+        code, report, err = drift(path, tmp_path, *source)
+        oracle = stale_by_oracle(path / "shop", step.touches)
+        assert flagged(report) == oracle, (source[0], err)
+        assert code == (3 if breaking else 0), err
+        [shop] = report["sets"]
+        if breaking:
+            assert any(c["breaking"] for c in shop["changes"]), err
+        if source[0] == "--migrations":
+            # every change is tied to the migration's own statement
+            for change in shop["changes"]:
+                assert change["where"]["file"].endswith(f"002_{step.name}.sql"), change
+            if not breaking:  # harmless, and said so
+                assert shop["changes"] and not any(c["breaking"] for c in shop["changes"])
+        if step.name == "index" and path == sets.configured and source[0] == "--dsn":
+            assert [c["change"] for c in shop["changes"]] == [
+                "products: index products_name_idx added"
+            ]
+
+
+def test_drift_annotates_the_migration_line_and_sets_outputs(sets: Sets, tmp_path: Path) -> None:
+    [step] = [s for s in STEPS if s.name == "rename"]
+    folder = migrations_dir(tmp_path, step)
+    outputs = tmp_path / "outputs"
+    junit = tmp_path / "drift.xml"
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(outputs)}
+    done = kpy(
+        "drift", "--path", str(sets.plain), "--migrations", str(folder), "--junit", str(junit),
+        env=env,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    migration = folder / "002_rename.sql"
+    assert f"::error file={migration},line=1," in done.stdout
+    assert "orders.currency renamed to currency_code" in done.stdout
+    expected = stale_by_oracle(sets.plain / "shop", step.touches)
+    lines = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+    assert lines["rerecord-needed"] == "true"
+    assert set(lines["stale-tests"].split()) == {f"shop/{t}" for t in expected}
+    xml = junit.read_text()
+    assert xml.count('type="schema-drift"') == len(expected)
+    assert "re-record needed" in done.stderr
+
+
+def test_drift_is_clean_on_the_schema_recorded(sets: Sets, tmp_path: Path) -> None:
+    for path in (sets.plain, sets.configured):
+        code, report, err = drift(path, tmp_path, "--dsn", sets.pg.dsn())
+        assert code == 0 and flagged(report) == set(), err
+        folder = tmp_path / "seed-only"
+        folder.mkdir(exist_ok=True)
+        shutil.copy(SEED, folder / "001_init.sql")
+        code, report, err = drift(path, tmp_path, "--migrations", str(folder))
+        assert code == 0 and flagged(report) == set(), err
+
+
+def test_the_lock_needs_no_configuration_and_keeps_no_secret(sets: Sets) -> None:
+    plain = yaml.safe_load((sets.plain / "shop" / "schema.lock.yaml").read_text())
+    [db] = plain["postgres"]
+    assert db["database"] == DATABASE and db["introspected"] is False
+    price = db["tables"]["products"]["columns"]["price"]
+    assert price["type"] == "numeric(10,2)" and price["attnum"] == 4
+    configured = yaml.safe_load((sets.configured / "shop" / "schema.lock.yaml").read_text())
+    [db] = configured["postgres"]
+    assert db["introspected"] is True
+    products = db["tables"]["products"]
+    assert products["complete"] is True
+    assert products["columns"]["stock"]["nullable"] is False
+    assert "products_pkey" in products["indexes"]
+    [http] = configured["http"]
+    assert http["host"] == sets.rates_host
+    [operation] = http["operations"]
+    assert operation["operation_id"] == "getRate" and operation["path"] == "/rates"
+    assert sorted(operation["responses"]["200"]) == ["from", "rate", "to"]
+    from tests.servers import PG_PASSWORD
+
+    for path in (sets.plain, sets.configured):
+        for file in (path / "shop").rglob("*"):
+            if file.is_file():
+                assert PG_PASSWORD.encode() not in file.read_bytes(), file
+
+
+def openapi_variant(tmp: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    spec = yaml.safe_load((SHOP / "rates.openapi.yaml").read_text())
+    edit(spec)
+    file = tmp / "rates.new.yaml"
+    file.write_text(yaml.safe_dump(spec))
+    return file
+
+
+def test_an_openapi_change_flags_the_tests_that_call_it(sets: Sets, tmp_path: Path) -> None:
+    shop = sets.configured / "shop"
+    calls = {
+        m["name"] for m in yaml.safe_load_all((shop / "mocks.yaml").read_text())
+        if m["protocol"] == "http"
+    }  # fmt: skip
+    expected = {
+        doc["name"]
+        for f in (shop / "tests").glob("*.yaml")
+        if calls & set((doc := yaml.safe_load(f.read_text()))["mocks"])
+    }
+    assert expected
+
+    def no_rate(spec: dict[str, Any]) -> None:
+        schema = spec["paths"]["/rates"]["get"]["responses"]["200"]["content"]
+        props = schema["application/json"]["schema"]
+        del props["properties"]["rate"]
+        props["required"].remove("rate")
+
+    def no_operation(spec: dict[str, Any]) -> None:
+        spec["paths"]["/convert-rates"] = spec["paths"].pop("/rates")
+
+    for edit, says in ((no_rate, "'rate'"), (no_operation, "GET /rates")):
+        new = openapi_variant(tmp_path, edit)
+        code, report, err = drift(
+            sets.configured, tmp_path, "--openapi", f"{sets.rates_host}={new}"
+        )
+        assert code == 3, err
+        assert flagged(report) == expected, err
+        assert says in err
+    same = openapi_variant(tmp_path, lambda spec: None)
+    code, report, err = drift(sets.configured, tmp_path, "--openapi", f"{sets.rates_host}={same}")
+    assert code == 0 and flagged(report) == set(), err
+
+
+def test_validate_passes_a_recorded_set_and_names_a_mock_edited_against_its_openapi(
+    sets: Sets, tmp_path: Path
+) -> None:
+    for path in (sets.plain, sets.configured):
+        done = kpy("validate", "--path", str(path))
+        assert done.returncode == 0, done.stderr
+    copy = tmp_path / "kpy"
+    shutil.copytree(sets.configured, copy)
+    mocks = copy / "shop" / "mocks.yaml"
+    text = mocks.read_text()
+    assert "      rate: 0.92\n" in text
+    edited = text.replace("      rate: 0.92\n", "      rate: ninety-two\n", 1)
+    mocks.write_text(edited)
+    line = edited.splitlines().index("      rate: ninety-two") + 1
+    done = kpy("validate", "--path", str(copy))
+    assert done.returncode == 2, done.stderr
+    assert f"{mocks}:{line}: response.body.json.rate: " in done.stderr, done.stderr
+
+
+def test_validate_checks_mocks_against_the_lock(sets: Sets, tmp_path: Path) -> None:
+    copy = tmp_path / "kpy"
+    shutil.copytree(sets.plain, copy)
+    mocks = copy / "shop" / "mocks.yaml"
+    text = mocks.read_text()
+    assert "type_oid: 1700\n" in text
+    at = text.index("type_oid: 1700\n")
+    mocks.write_text(text[:at] + "type_oid: 25\n" + text[at + len("type_oid: 1700\n") :])
+    line = text[:at].count("\n") + 1  # numeric -> text, in the first mock that reads one
+    done = kpy("validate", "--path", str(copy))
+    assert done.returncode == 2, done.stderr
+    assert f"{mocks}:{line}: response.messages." in done.stderr, done.stderr
+    assert "type_oid: 25; schema.lock.yaml has 'numeric(10,2)'" in done.stderr
