@@ -96,7 +96,7 @@ def yaml_error(
     line = f":{mark.line + first_line}" if mark is not None else ""
     why = getattr(e, "problem", None)
     if isinstance(e, yaml.reader.ReaderError):
-        why = e.reason
+        why = str(e).split("\n")[0]  # "unacceptable character #x0001: ...", then where
         if text is not None:
             line = f":{text.count(chr(10), 0, e.position) + first_line}"
     return UsageError(f"{file}{line}: not valid YAML: {why or e}")

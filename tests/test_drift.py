@@ -6,8 +6,6 @@ here independently, by searching each test's mocks' SQL text for the changed col
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -18,25 +16,23 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import KPY, child_env
 from tests.dns_server import DnsServer
+from tests.drift_helpers import (
+    Step,
+    check_verdict,
+    drift,
+    flagged,
+    kpy,
+    migrated_copy,
+    migrations_dir,
+    stale_by_oracle,
+    word,
+)
 from tests.examples.shop import DATABASE, SHOP, reset
-from tests.servers import Postgres, pg_bin, postgres_server, redis_server
+from tests.servers import Postgres, postgres_server, redis_server
 from tests.test_record import TRAFFIC, kpy_record, rates_service
 
 SEED = SHOP / "seed.sql"
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    sql: str
-    touches: Callable[[str], bool]
-    """Whether a recorded statement is one this migration breaks (the oracle)."""
-
-
-def word(w: str) -> Callable[[str], bool]:
-    return lambda sql: re.search(rf"\b{w}\b", sql) is not None
 
 
 STEPS = [
@@ -72,12 +68,6 @@ class Sets:
     rates_host: str
 
 
-def psql(pg: Postgres, *args: str, database: str = "kpy") -> None:
-    env = os.environ | replace(pg, database=database).env()
-    cmd = [pg_bin("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", *args]
-    subprocess.run(cmd, env=env, capture_output=True, check=True)
-
-
 @pytest.fixture(scope="module")
 def sets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sets]:
     tmp = tmp_path_factory.mktemp("drift")
@@ -111,59 +101,6 @@ def sets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sets]:
         yield Sets(tmp / "plain", configured, replace(pg, database=DATABASE), host)
 
 
-def kpy(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    run_env = child_env() | (env or {})
-    for name in ("GITHUB_ACTIONS", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"):
-        if env is None or name not in env:
-            run_env.pop(name, None)
-    return subprocess.run([*KPY, *args], env=run_env, capture_output=True, text=True, timeout=120)
-
-
-def stale_by_oracle(set_dir: Path, touches: Callable[[str], bool]) -> set[str]:
-    """The tests listing a PostgreSQL mock whose SQL the change touches."""
-    hit = set()
-    for mock in yaml.safe_load_all((set_dir / "mocks.yaml").read_text()):
-        sql = mock["request"].get("sql") if mock["protocol"] == "postgres" else None
-        texts = [sql] if isinstance(sql, str) else [s for s in sql or () if isinstance(s, str)]
-        if any(touches(" ".join(t.split())) for t in texts):
-            hit.add(mock["name"])
-    return {
-        doc["name"]
-        for file in (set_dir / "tests").glob("*.yaml")
-        if hit & set((doc := yaml.safe_load(file.read_text()))["mocks"])
-    }
-
-
-def drift(path: Path, tmp: Path, *source: str) -> tuple[int, dict[str, Any], str]:
-    report = tmp / "drift.yaml"
-    report.unlink(missing_ok=True)
-    done = kpy("drift", "--path", str(path), "--report", str(report), *source)
-    assert done.returncode in (0, 3), done.stderr
-    return done.returncode, yaml.safe_load(report.read_text()), done.stderr
-
-
-def flagged(report: dict[str, Any]) -> set[str]:
-    [shop] = report["sets"]
-    return set(shop["stale_tests"])
-
-
-def migrated_copy(sets: Sets, step: Step) -> Postgres:
-    """A database as the recording's would be after this migration alone."""
-    name = f"drift_{step.name}"
-    psql(sets.pg, "-c", f"DROP DATABASE IF EXISTS {name}", "-c",
-         f"CREATE DATABASE {name} TEMPLATE {DATABASE}")  # fmt: skip
-    psql(sets.pg, "-c", step.sql, database=name)
-    return replace(sets.pg, database=name)
-
-
-def migrations_dir(tmp: Path, step: Step) -> Path:
-    folder = tmp / f"migrations-{step.name}"
-    folder.mkdir()
-    shutil.copy(SEED, folder / "001_init.sql")
-    (folder / f"002_{step.name}.sql").write_text(step.sql)
-    return folder
-
-
 @pytest.mark.parametrize("step", STEPS, ids=[s.name for s in STEPS])
 def test_drift_flags_exactly_the_tests_a_migration_touches(
     sets: Sets, step: Step, tmp_path: Path
@@ -171,8 +108,8 @@ def test_drift_flags_exactly_the_tests_a_migration_touches(
     expected = stale_by_oracle(sets.plain / "shop", step.touches)
     breaking = step.name not in ("add_nullable", "index")
     assert bool(expected) == breaking  # the oracle itself sees the change (or rightly not)
-    db = migrated_copy(sets, step)
-    folder = migrations_dir(tmp_path, step)
+    db = migrated_copy(sets.pg, DATABASE, step)
+    folder = migrations_dir(tmp_path, SEED, step)
     runs = [
         (sets.plain, ("--dsn", db.dsn())),
         (sets.configured, ("--dsn", db.dsn())),
@@ -180,19 +117,7 @@ def test_drift_flags_exactly_the_tests_a_migration_touches(
         (sets.configured, ("--migrations", str(folder))),
     ]
     for path, source in runs:
-        code, report, err = drift(path, tmp_path, *source)
-        oracle = stale_by_oracle(path / "shop", step.touches)
-        assert flagged(report) == oracle, (source[0], err)
-        assert code == (3 if breaking else 0), err
-        [shop] = report["sets"]
-        if breaking:
-            assert any(c["breaking"] for c in shop["changes"]), err
-        if source[0] == "--migrations":
-            # every change is tied to the migration's own statement
-            for change in shop["changes"]:
-                assert change["where"]["file"].endswith(f"002_{step.name}.sql"), change
-            if not breaking:  # harmless, and said so
-                assert shop["changes"] and not any(c["breaking"] for c in shop["changes"])
+        shop = check_verdict(path / "shop", step, breaking, tmp_path, *source)
         if step.name == "index" and path == sets.configured and source[0] == "--dsn":
             assert [c["change"] for c in shop["changes"]] == [
                 "products: index products_name_idx added"
@@ -201,7 +126,7 @@ def test_drift_flags_exactly_the_tests_a_migration_touches(
 
 def test_drift_annotates_the_migration_line_and_sets_outputs(sets: Sets, tmp_path: Path) -> None:
     [step] = [s for s in STEPS if s.name == "rename"]
-    folder = migrations_dir(tmp_path, step)
+    folder = migrations_dir(tmp_path, SEED, step)
     outputs = tmp_path / "outputs"
     junit = tmp_path / "drift.xml"
     env = {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(outputs)}

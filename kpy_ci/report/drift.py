@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from kpy_ci.config import validate
 from kpy_ci.report import github
 from kpy_ci.report.model import RunResult, SetResult, TestResult, one_line
 from kpy_ci.schema.check import SetDrift
@@ -189,4 +190,7 @@ def report_document(drifts: Sequence[SetDrift]) -> dict[str, Any]:
 
 
 def write_report(drifts: Sequence[SetDrift], path: Path) -> None:
-    write_file(path, dump(report_document(drifts)).encode())
+    """The report as YAML, checked against its schema first (whole or not at all)."""
+    doc = report_document(drifts)
+    validate(doc, "driftreport.schema.json", path, None)
+    write_file(path, dump(doc).encode())

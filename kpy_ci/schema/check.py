@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from kpy_ci.config import read_yaml, validate
@@ -65,7 +66,7 @@ def read_today(sources: Sources) -> Today:
     return today
 
 
-def read_lock(test_set: TestSet) -> dict[str, object]:
+def read_lock(test_set: TestSet) -> dict[str, Any]:
     file = test_set.path / LOCK_FILE
     if not file.is_file():
         raise UsageError(
@@ -108,7 +109,7 @@ def check_set(test_set: TestSet, today: Today) -> SetDrift:
     for test in test_set.tests:
         for name in test.mocks:
             impact.tests_by_mock.setdefault(name, []).append(test.name)
-    for entry in lock["postgres"]:  # type: ignore[attr-defined]
+    for entry in lock["postgres"]:
         dependency = f"postgres {entry['destination']}/{entry['database']}"
         unparsed = [q for q in entry["queries"] if q.get("error")]
         if unparsed:
@@ -116,10 +117,11 @@ def check_set(test_set: TestSet, today: Today) -> SetDrift:
                 f"{dependency}: {len(unparsed)} recorded statements could not be parsed and "
                 "were not checked"
             )
-        for schema, since in _schemas_for(entry, today, len(lock["postgres"]) == 1):  # type: ignore[arg-type]
+        only = len(lock["postgres"]) == 1
+        for schema, since in _schemas_for(entry, today, only, test_set.path):
             for change in drift.compare_postgres(entry, schema, dependency, since):
                 result.changes.append(impact.apply(change))
-    for entry in lock["http"]:  # type: ignore[attr-defined]
+    for entry in lock["http"]:
         document = _document_for(today.openapi, entry["host"])
         if document is None:
             continue
@@ -137,20 +139,33 @@ def check_set(test_set: TestSet, today: Today) -> SetDrift:
 
 
 def _schemas_for(
-    entry: dict[str, object], today: Today, only: bool
+    entry: dict[str, Any], today: Today, only: bool, where: Path
 ) -> list[tuple[DbSchema, list[Where] | None]]:
     """Today's schema of the lock's database from each source given: the live database
     (when it is this one, or the set has only one), and the one the migrations make (with
-    the statements applied since the lock's schema)."""
+    the statements applied since the lock's schema). A schema holding none of the tables
+    the set uses is another service's: comparing would call every table dropped."""
     out: list[tuple[DbSchema, list[Where] | None]] = []
     if today.live is not None and (only or today.database == entry["database"]):
+        _same_database(entry, today.live, f"the database of --dsn ({today.database})", where)
         out.append((today.live, None))
     if today.loaded is not None:
+        _same_database(entry, today.loaded.schema, "the migrations", where)
         out.append((today.loaded.schema, _since(entry, today.loaded)))
     return out
 
 
-def _since(entry: dict[str, object], loaded: migrations.Migrations) -> list[Where]:
+def _same_database(entry: dict[str, Any], schema: DbSchema, source: str, where: Path) -> None:
+    used = set(entry["tables"])
+    known = set(schema.tables) | set(schema.removed_tables)
+    if used and not used & known:
+        raise UsageError(
+            f"{where}: {source} has none of the tables this set uses ({', '.join(sorted(used))}):"
+            " it is another service's; name the set with --set"
+        )
+
+
+def _since(entry: dict[str, Any], loaded: migrations.Migrations) -> list[Where]:
     """The statements after the first migration at which the lock's schema holds: what is
     new to the recording (all of them when no prefix holds)."""
     for k, snapshot in enumerate(loaded.snapshots):
@@ -164,11 +179,11 @@ def _document_for(docs: dict[str, openapi.Document], host: str) -> openapi.Docum
 
 
 def _http_mocks(
-    entry: dict[str, object], http_mocks: list[tuple[str, str, str, str]]
+    entry: dict[str, Any], http_mocks: list[tuple[str, str, str, str]]
 ) -> dict[str, list[str]]:
     """``GET /rates`` -> the host's mocks that called it (by the lock's path template)."""
     out: dict[str, list[str]] = {}
-    for op in entry["operations"]:  # type: ignore[attr-defined]
+    for op in entry["operations"]:
         key = f"{op['method']} {op['path']}"
         out[key] = [
             name

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
+import jsonschema.protocols
 import jsonschema.validators
 import referencing
 
@@ -59,9 +60,12 @@ class _Inliner:
         inlined = self.schema(target, uri.partition("#")[0], (*seen, uri))
         if isinstance(inlined, dict):
             inlined = {k: v for k, v in inlined.items() if k not in ("$id", "$schema", "$defs")}
-        if set(node) - _NOTES or not isinstance(inlined, dict):
-            return {"allOf": [inlined], **out}  # beside other keywords: one more check
-        return inlined
+        if not (set(node) - _NOTES) and isinstance(inlined, dict):
+            return inlined
+        # beside other keywords, one more check where the $ref was (errors keep their order)
+        also = out.pop("allOf", [])
+        keys = [k if k != "$ref" else "allOf" for k in node if k != "allOf"]
+        return {k: [inlined, *also] if k == "allOf" else out[k] for k in keys}
 
     def keyword(self, key: str, value: Any, base: str, seen: tuple[str, ...]) -> Any:
         if key in _SCHEMA:
@@ -80,19 +84,19 @@ def _switches(node: Any) -> Any:
         return node
     out: dict[str, Any] = {}
     chain = _chain(node)
-    if chain is not None:
-        (prop, absent, required), cases, default = chain
-        node = {k: v for k, v in node.items() if k not in ("if", "then", "else")}
-        out[SWITCH] = {
-            "property": prop,
-            "absent": absent,
-            "required": required,
-            "cases": {value: _switches(then) for value, then in reversed(cases)},
-            "first": _switches(cases[0][1]),
-            "default": _switches(default),
-        }
     for key, value in node.items():
-        if key in _SCHEMA:
+        if chain is not None and key in ("if", "then", "else"):
+            if key == "if":  # in its place: the errors keep their order
+                (prop, absent, required), cases, default = chain
+                out[SWITCH] = {
+                    "property": prop,
+                    "absent": absent,
+                    "required": required,
+                    "cases": {value: _switches(then) for value, then in reversed(cases)},
+                    "first": _switches(cases[0][1]),
+                    "default": _switches(default),
+                }
+        elif key in _SCHEMA:
             out[key] = _switches(value)
         elif key in _SCHEMA_MAPS and isinstance(value, dict):
             out[key] = {k: _switches(v) for k, v in value.items()}
@@ -160,5 +164,7 @@ def _switch(
     yield from validator.descend(instance, chosen)
 
 
-Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {SWITCH: _switch})
+Validator: type[jsonschema.protocols.Validator] = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+    jsonschema.Draft202012Validator, {SWITCH: _switch}
+)
 """Draft 2020-12 and the switch."""

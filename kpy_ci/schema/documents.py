@@ -48,8 +48,14 @@ def _files() -> dict[str, dict[str, Any]]:
     }
 
 
+def names() -> list[str]:
+    """Every schema of schemas/, by its path there."""
+    return list(_files())
+
+
 def schema(name: str) -> dict[str, Any]:
-    """A schema of schemas/ as its file has it (``name`` relative to schemas/)."""
+    """A schema of schemas/ as its file has it (``name`` relative to schemas/); shared:
+    read it, never change it."""
     try:
         return _files()[name]
     except KeyError:

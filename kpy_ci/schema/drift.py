@@ -145,10 +145,15 @@ def _columns(
         if col.name in table.columns or col.name in renamed_to:
             continue
         omitting = uses.inserts_omitting(name, col.name) if _required(col) else []
-        if complete or omitting:
-            queries = [*uses.star(name), *omitting] if complete else omitting
-            what = f"{name}.{col.name} added" + (" (NOT NULL, no default)" if omitting else "")
+        required = " is NOT NULL with no default"
+        if complete:  # the lock saw every column: this one is new
+            what = f"{name}.{col.name} added" + (f" (and{required[3:]})" if omitting else "")
+            queries = [*uses.star(name), *omitting]
             changes.append(_change(dependency, what, queries, col.where))
+        elif omitting:  # new, or made NOT NULL since: the INSERTs worked when recorded
+            changes.append(
+                _change(dependency, name + "." + col.name + required, omitting, col.where)
+            )
     return changes
 
 

@@ -26,7 +26,7 @@ from kpy_ci.store.reader import documents
 from kpy_ci.store.serializer import VERSION
 
 LOCK_FILE = "schema.lock.yaml"  # as schema/lock.py writes it (which imports psycopg)
-TOP = "(top level)"
+TOP = dotted([])  # "(top level)"
 _NUMBER = re.compile(r"(\d+)$")
 
 
@@ -176,7 +176,7 @@ def _yaml_problem(file: str, e: yaml.YAMLError, text: str, first_line: int) -> P
     line of its offset."""
     mark = getattr(e, "problem_mark", None)
     if isinstance(e, yaml.reader.ReaderError):
-        line, why = text.count("\n", 0, e.position), str(e.reason)
+        line, why = text.count("\n", 0, e.position), str(e).split("\n")[0]
     else:
         line, why = (mark.line if mark is not None else 0), str(getattr(e, "problem", e))
     return Problem(file, line + first_line, TOP, f"not valid YAML: {why}")
