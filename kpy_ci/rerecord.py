@@ -18,6 +18,7 @@ recording did not end normally, left untouched:
 from __future__ import annotations
 
 import bisect
+import contextlib
 import datetime
 import math
 import os
@@ -41,6 +42,7 @@ from kpy_ci.store.reader import MocksFile, TestCase, TestSet, load_set
 
 _MOCK_NUMBER = re.compile(r"mock-(\d+)$")
 SHOWN_DIFFERENCES = 5
+EXIT_GRACE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -249,6 +251,9 @@ class _Rerecording:
                     resend.send(client, base_url, request, given)
                 except resend.NoAnswer as e:
                     error = str(e)
+                    # a service that dropped the connection may be exiting: give it a moment
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        service.wait(EXIT_GRACE_SECONDS)
                 self.sent.append(Sent(test.name, started, time.monotonic_ns(), error))
                 if service.poll() is not None:
                     return f"the service exited with code {service.returncode} during the traffic"

@@ -79,6 +79,17 @@ for secret in "$pg_password" "$redis_password" "$rates_token"; do
 done
 echo "demo: no password or token in any recorded file"
 
+echo "demo: kpy validate (every file against schemas/, each mock against the schema lock)"
+"$kpy" validate --path "$out" --set shop
+migrations=$work/migrations
+mkdir "$migrations"
+cp examples/shop/seed.sql "$migrations/001_init.sql"
+printf 'ALTER TABLE products RENAME COLUMN stock TO in_stock;\n' > "$migrations/002_rename_stock.sql"
+echo "demo: kpy drift --migrations: which tests a migration renaming products.stock makes stale"
+rc=0
+"$kpy" drift --path "$out" --set shop --migrations "$migrations" || rc=$?
+[ "$rc" = 3 ] || { echo "demo: kpy drift exited $rc, not 3 (re-record needed)" >&2; exit 1; }
+
 echo "demo: stopping PostgreSQL, Redis and the rates API"
 runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -m fast -w stop >/dev/null
 for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done

@@ -56,10 +56,14 @@ def console(drifts: Sequence[SetDrift], out: IO[str]) -> None:
     stale = stale_names(drifts)
     if stale:
         print(f"kpy: re-record needed: {len(stale)} tests: {' '.join(stale)}", file=out)
-        print(
-            "kpy: re-record them with: kpy record --from-set <set> --tests <names> -c ...",
-            file=out,
-        )
+        for d in drifts:
+            if d.stale_tests:
+                names = ",".join(d.stale_tests)
+                print(
+                    f"kpy: on staging: kpy record --from-set {d.test_set.path} --tests {names}"
+                    " -c '<the service>'",
+                    file=out,
+                )
     else:
         print("kpy: no re-record needed", file=out)
 

@@ -102,11 +102,9 @@ def check_set(test_set: TestSet, today: Today) -> SetDrift:
                 http_mocks.append((host, request["method"], path, mock["name"]))
     finally:
         mocks.close()
-    impact = Impact()
-    for by_sql in builder.mocks_by_query().values():
-        for sql_text, names in by_sql.items():
-            impact.mocks_by_sql.setdefault(sql_text, []).extend(names)
-    for test in test_set.tests:
+    impact = Impact(builder.mocks_by_query())
+    for k, test in enumerate(test_set.tests):
+        impact.test_order[test.name] = k
         for name in test.mocks:
             impact.tests_by_mock.setdefault(name, []).append(test.name)
     for entry in lock["postgres"]:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from kpy_ci.schema import sql
 from kpy_ci.schema.lock import complete_tables, schema_of
 from kpy_ci.schema.model import Column, DbSchema, Removal, Table, Where
 
@@ -225,14 +226,22 @@ def holds(entry: Doc, schema: DbSchema) -> bool:
 class Impact:
     """Mocks by what they ran, and tests by the mocks they list: how a change reaches tests."""
 
-    mocks_by_sql: dict[str, list[str]] = field(default_factory=dict)
+    mocks_by_query: dict[str, list[str]] = field(default_factory=dict)
+    """By the statement's ``sql.fingerprint``."""
     tests_by_mock: dict[str, list[str]] = field(default_factory=dict)
+    test_order: dict[str, int] = field(default_factory=dict)
+    """Each test's place in its set: stale tests are named in that order."""
 
     def apply(self, change: Change, mocks_by_key: Mapping[str, list[str]] | None = None) -> Change:
-        source = mocks_by_key if mocks_by_key is not None else self.mocks_by_sql
-        mocks = tuple(dict.fromkeys(m for q in change.queries for m in source.get(q, ())))
-        tests = tuple(dict.fromkeys(t for m in mocks for t in self.tests_by_mock.get(m, ())))
-        return replace(change, mocks=mocks, tests=tests)
+        if mocks_by_key is None:  # statements
+            keys = [sql.fingerprint(q) for q in change.queries]
+            source: Mapping[str, list[str]] = self.mocks_by_query
+        else:
+            keys, source = list(change.queries), mocks_by_key
+        mocks = tuple(dict.fromkeys(m for k in keys for m in source.get(k, ())))
+        tests = {t for m in mocks for t in self.tests_by_mock.get(m, ())}
+        ordered = tuple(sorted(tests, key=lambda t: self.test_order.get(t, 0)))
+        return replace(change, mocks=mocks, tests=ordered)
 
 
 def template_matches(template: str, path: str) -> bool:

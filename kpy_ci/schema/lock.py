@@ -47,6 +47,7 @@ class _Database:
     destination: str
     database: str | None
     queries: dict[str, _Query] = field(default_factory=dict)
+    """By ``sql.fingerprint``."""
 
 
 class LockBuilder:
@@ -93,10 +94,11 @@ class LockBuilder:
             m["fields"] for m in response.get("messages", []) if m.get("type") == "RowDescription"
         ]
         for i, text in enumerate(texts):
-            key = sql.normalize(text)
+            key = sql.fingerprint(text)  # one entry for the statements that differ in values
             query = db.queries.get(key)
             if query is None:
-                query = db.queries[key] = _Query(key, sql.analyze(key))
+                normal = sql.normalize(text)
+                query = db.queries[key] = _Query(normal, sql.analyze(normal))
             query.mocks += 1
             if self._keep_names:
                 query.names.append(mock["name"])
@@ -109,12 +111,13 @@ class LockBuilder:
             self._hosts[host] = openapi.HostLock(host, _doc_for(self._docs, host))
         self._hosts[host].add(mock["request"], mock["response"])
 
-    def mocks_by_query(self) -> dict[tuple[str, str | None], dict[str, list[str]]]:
-        """(destination, database) -> SQL -> the mocks that ran it (with ``keep_names``)."""
-        return {
-            key: {q.text: q.names for q in db.queries.values()}
-            for key, db in self._databases.items()
-        }
+    def mocks_by_query(self) -> dict[str, list[str]]:
+        """A statement's ``sql.fingerprint`` -> the mocks that ran it (with ``keep_names``)."""
+        out: dict[str, list[str]] = {}
+        for db in self._databases.values():
+            for key, q in db.queries.items():
+                out.setdefault(key, []).extend(q.names)
+        return out
 
     @property
     def tables(self) -> dict[tuple[str, str | None], set[str]]:

@@ -28,6 +28,7 @@ import pglast
 from pglast import ast
 from pglast.enums import CmdType, SetOperation, SubLinkType
 from pglast.parser import ParseError
+from pglast.parser import fingerprint as pg_fingerprint
 
 # private, imported on purpose: the lock's SQL must be spelled exactly as the replay matcher keys it
 from kpy_ci.protocols.postgres_replay import _sql as _matcher_sql
@@ -59,6 +60,16 @@ class QueryUse:
 def normalize(sql: str) -> str:
     """The statement with whitespace collapsed, exactly as the replay matcher keys it."""
     return _matcher_sql(sql)
+
+
+def fingerprint(sql: str) -> str:
+    """The same for statements that differ only in their values (psycopg2 and SQLAlchemy
+    send values inlined: ``WHERE id = 5`` and ``WHERE id = 7`` are one query), by
+    PostgreSQL's own query fingerprint; SQL that does not parse is keyed by its text."""
+    try:
+        return str(pg_fingerprint(sql))
+    except ParseError:
+        return "text:" + normalize(sql)
 
 
 def analyze(sql: str) -> QueryUse:

@@ -99,11 +99,16 @@ def _document(docs: dict[str, openapi.Document], mock: Doc) -> openapi.Document 
 
 
 def _lock_results(file: Path) -> dict[str, list[Doc]]:
-    """SQL -> the result columns the lock says it had (files.check_set has checked it)."""
+    """A statement's fingerprint -> the result columns the lock says it had (files.check_set
+    has checked the file)."""
     if not file.is_file():
         return {}
     lock = yaml.load(file.read_text(encoding="utf-8"), Loader=Loader)
-    return {q["sql"]: q["result"] for entry in lock["postgres"] for q in entry["queries"]}
+    return {
+        sql.fingerprint(q["sql"]): q["result"]
+        for entry in lock["postgres"]
+        for q in entry["queries"]
+    }
 
 
 def _against_lock(mock: Doc, lock: dict[str, list[Doc]]) -> list[tuple[list[Any], str]]:
@@ -112,26 +117,33 @@ def _against_lock(mock: Doc, lock: dict[str, list[Doc]]) -> list[tuple[list[Any]
     texts = [texts] if isinstance(texts, str) else texts
     if len(texts) != 1 or not isinstance(texts[0], str):
         return []
-    expected = lock.get(sql.normalize(texts[0]))
+    expected = lock.get(sql.fingerprint(texts[0]))
     if expected is None:
         return [(["request", "sql"], "not in schema.lock.yaml: the lock is not this set's")]
     errors: list[tuple[list[Any], str]] = []
     width = None
     for i, message in enumerate(mock["response"].get("messages", [])):
+        at = ["response", "messages", i]
         if message.get("type") == "RowDescription" and "fields" in message:
             width = len(message["fields"])
-            if expected and width != len(expected):
-                where = ["response", "messages", i, "fields"]
-                errors.append((where, f"{width} columns; schema.lock.yaml has {len(expected)}"))
-                continue
-            for j, (got, locked) in enumerate(zip(message["fields"], expected, strict=False)):
-                for key in ("name", "type_oid", "type_modifier"):
-                    if got.get(key) != locked[key]:
-                        where = ["response", "messages", i, "fields", j, key]
-                        want = locked["type"] if key != "name" else locked["name"]
-                        errors.append((where, f"{got.get(key)!r}; schema.lock.yaml has {want!r}"))
+            errors += _fields_against(message["fields"], expected, at)
         elif message.get("type") == "DataRow" and width is not None:
-            if "values" in message and len(message["values"]) != width:
-                where = ["response", "messages", i, "values"]
-                errors.append((where, f"{len(message['values'])} values in a row of {width}"))
+            count = len(message.get("values", [None] * width))
+            wrong = [([*at, "values"], f"{count} values, {width} columns")]
+            errors += wrong if count != width else []
+    return errors
+
+
+def _fields_against(
+    fields: list[Doc], expected: list[Doc], at: list[Any]
+) -> list[tuple[list[Any], str]]:
+    if expected and len(fields) != len(expected):
+        return [([*at, "fields"], f"{len(fields)} columns; schema.lock.yaml has {len(expected)}")]
+    errors = []
+    for j, (got, locked) in enumerate(zip(fields, expected, strict=False)):
+        for key in ("name", "type_oid", "type_modifier"):
+            if got.get(key) != locked[key]:
+                want = locked["type"] if key != "name" else locked["name"]
+                message = f"{got.get(key)!r}; schema.lock.yaml has {want!r}"
+                errors.append(([*at, "fields", j, key], message))
     return errors
