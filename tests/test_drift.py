@@ -259,3 +259,57 @@ def test_validate_checks_mocks_against_the_lock(sets: Sets, tmp_path: Path) -> N
     assert done.returncode == 2, done.stderr
     assert f"{mocks}:{line}: response.messages." in done.stderr, done.stderr
     assert "type_oid: 25; schema.lock.yaml has 'numeric(10,2)'" in done.stderr
+
+
+def test_validate_checks_test_cases_against_the_services_own_openapi(
+    sets: Sets, tmp_path: Path
+) -> None:
+    copy = tmp_path / "kpy"
+    shutil.copytree(sets.plain, copy)
+    shutil.copy(SHOP / "openapi.yaml", copy / "openapi.yaml")
+    (copy / "kpy.yml").write_text(
+        "version: kpy/v1\nkind: Config\nschemas:\n  service_openapi: openapi.yaml\n"
+    )
+    done = kpy("validate", "--path", str(copy))
+    assert done.returncode == 0, done.stderr  # every recorded exchange fits the shop's API
+    test = next(
+        f
+        for f in sorted((copy / "shop" / "tests").glob("*.yaml"))
+        if "price: '19.99'" in f.read_text()
+    )
+    text = test.read_text()
+    line = text[: text.index("price: '19.99'")].count("\n") + 1
+    test.write_text(text.replace("price: '19.99'", "price: 19.99", 1))
+    done = kpy("validate", "--path", str(copy))
+    assert done.returncode == 2, done.stderr
+    assert f"{test}:{line}: response.body.json." in done.stderr
+    assert ".price: 19.99 is not of type 'string'" in done.stderr
+
+
+def test_validate_says_every_broken_file_in_one_line_each_and_exits_2(
+    sets: Sets, tmp_path: Path
+) -> None:
+    copy = tmp_path / "kpy"
+    shutil.copytree(sets.plain, copy)
+    shop = copy / "shop"
+    mocks = shop / "mocks.yaml"
+    text = mocks.read_text()
+    mocks.write_text(text.replace("protocol: redis\n", "protocol: mysql\n", 1))
+    lock = shop / "schema.lock.yaml"
+    lock.write_text(lock.read_text().replace("  introspected: false\n", "  introspected: 'no'\n"))
+    test = shop / "tests" / "test-3.yaml"
+    test.write_bytes(test.read_bytes().replace(b"version: kpy/v1", b"version: kpy/v1\n# \xff", 1))
+    done = kpy("validate", "--path", str(copy))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[-1] == "kpy: 3 problems", done.stderr
+    assert any(
+        line.startswith(f"kpy: {mocks}:") and "protocol: 'mysql' is not one of" in line
+        for line in lines
+    ), done.stderr
+    assert any(line.startswith(f"kpy: {lock}:") and "introspected" in line for line in lines)
+    assert any(line.startswith(f"kpy: {test}") and "UTF-8" in line for line in lines)
+    # and kpy test refuses the same set before starting anything, in one line
+    done = kpy("test", "-c", "true", "--path", str(copy))
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
