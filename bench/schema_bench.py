@@ -59,6 +59,7 @@ if str(ROOT) not in sys.path:
 import yaml  # noqa: E402
 
 from kpy_ci.config import Loader  # noqa: E402
+from kpy_ci.schema import sql  # noqa: E402
 from kpy_ci.schema.lock import LOCK_FILE, LockBuilder  # noqa: E402
 from kpy_ci.store.reader import documents  # noqa: E402
 from kpy_ci.store.serializer import document, dump  # noqa: E402
@@ -113,7 +114,7 @@ class Template:
     tests: list[tuple[str, list[int]]]  # each test's text and its mocks (by index in mocks)
     meta: dict[str, Any]
     lock: dict[str, Any]
-    sql_mocks: dict[str, list[int]]  # each locked statement's mocks (by index)
+    sql_mocks: dict[str, list[int]]  # each locked statement's mocks (by index), by fingerprint
     host_mocks: dict[str, list[int]]  # each HTTP host's mocks (by index)
     connections: int  # the highest connection number: copy c adds c times this
     span: float  # seconds: copy c starts c times this later
@@ -133,9 +134,7 @@ class Template:
         for mock in parsed:
             builder.add(mock)
         sql_mocks = {
-            sql: [index[n] for n in names]
-            for by_sql in builder.mocks_by_query().values()
-            for sql, names in by_sql.items()
+            key: [index[n] for n in names] for key, names in builder.mocks_by_query().items()
         }
         host_mocks: dict[str, list[int]] = {}
         for i, mock in enumerate(parsed):
@@ -217,7 +216,7 @@ def write_set(t: Template, size: int, root: Path) -> Path:
     lock = copy.deepcopy(t.lock)
     for entry in lock["postgres"]:
         for query in entry["queries"]:
-            mocks = t.sql_mocks.get(query["sql"], [])
+            mocks = t.sql_mocks.get(sql.fingerprint(query["sql"]), [])
             query["mocks"] = sum(copies + (i < rest) for i in mocks)
     for entry in lock["http"]:  # each operation's count scaled as its host's mocks are
         mocks = t.host_mocks.get(entry["host"], [])
@@ -551,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--from", dest="source", type=Path, help="a recorded set to copy")
     parser.add_argument("--sizes", type=int, nargs="+", default=[10000, 100000])
-    parser.add_argument("--rounds", type=int, nargs="+", default=[3, 1],
+    parser.add_argument("--rounds", type=int, nargs="+", default=[2, 1],
                         help="per size, smallest first (the last applies to the rest)")  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="cProfile on the smallest size")
     parser.add_argument("--tree", type=Path, default=ROOT,

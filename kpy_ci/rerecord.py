@@ -87,7 +87,8 @@ def selected(values: Sequence[str], set_name: str, names: Sequence[str]) -> list
     if not values:
         return list(names)
     wanted = set()
-    for item in (part.strip() for value in values for part in value.split(",")):
+    # commas or white space: `kpy drift`'s stale-tests output is space-separated
+    for item in (part for value in values for part in re.split(r"[,\s]+", value)):
         if not item:
             continue
         where, slash, name = item.rstrip("/").rpartition("/")

@@ -344,8 +344,12 @@ def test_selected_names_in_the_sets_order() -> None:
     assert selected(["test-10,test-2", "kpy/shop/test-1"], "shop", names) == [
         "test-1", "test-2", "test-10",
     ]  # fmt: skip
+    # as `kpy drift` writes them to $GITHUB_OUTPUT (stale-tests)
+    assert selected(["shop/test-3 shop/test-1"], "shop", names) == ["test-1", "test-3"]
     with pytest.raises(UsageError, match="no test named"):
         selected([","], "shop", names)
+    with pytest.raises(UsageError, match="not a test of the set shop"):
+        selected(["users/test-1"], "shop", names)
 
 
 def test_old_mocks_dropped_only_when_no_other_test_lists_them() -> None:
