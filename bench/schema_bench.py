@@ -2,11 +2,18 @@
 by side in one run with what they should cost little more than: reading the set once.
 
 Run as root from the project root, after scripts/install.sh (docs/BENCHMARKS.md, "kpy
-validate and kpy drift", has the figures; the defaults take about 4 minutes):
+validate and kpy drift", has the figures). The defaults take about 7.5 minutes, 6 of them the
+three 100,000-mock children (about 2 minutes each: kpy reads a mock in about 1.2 ms);
+``--sizes 10000`` takes about 1.5 minutes, ``--profile`` adds about 1.5:
 
     .venv/bin/python bench/schema_bench.py [--from DIR] [--sizes 10000 100000]
-                                           [--rounds 3 1] [--profile] [--json F]
+                                           [--rounds 2 1] [--profile] [--tree DIR] [--json F]
                                            # --report F reprints the tables of a --json
+
+``--tree DIR`` runs the kpy_ci of another copy of the tree (kpy_ci/ and schemas/ copied
+there: a before/after, or a snapshot that other people's edits cannot change mid-run).
+No kpy.yml is given (as examples/shop/demo.sh gives none): the OpenAPI checks of HTTP
+mocks and test cases are not in the figures; the lock check of every PostgreSQL mock is.
 
 **The sets.** Nothing is recorded for them: one real recording is the template, the shop's
 (``examples/shop/demo.sh`` into a temporary directory, or ``--from`` a set it wrote), and its

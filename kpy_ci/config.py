@@ -69,13 +69,20 @@ Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 """libyaml's loader where PyYAML has it (several times faster), else PyYAML's own."""
 
 
-def read_yaml(file: Path) -> tuple[Any, yaml.Node | None]:
-    """One YAML document of a kpy file: its data, and its nodes (for line numbers)."""
+Nodes = Callable[[], "yaml.Node | None"]
+"""A document's YAML nodes, made when asked: only a line number needs them, and a set's
+test files would hold tens of KB of nodes each."""
+
+
+def read_yaml(file: Path) -> tuple[Any, Nodes]:
+    """One YAML document of a kpy file: its data, and how to get its nodes (for line
+    numbers)."""
     text = utf8(file, file.read_bytes())
     try:
-        return yaml.load(text, Loader=Loader), yaml.compose(text, Loader=Loader)
+        data = yaml.load(text, Loader=Loader)
     except yaml.YAMLError as e:
         raise yaml_error(file, e, text=text) from None
+    return data, lambda: yaml.compose(text, Loader=Loader)
 
 
 def utf8(file: Path, data: bytes, offset: int = 0) -> str:

@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import yaml
 
-from kpy_ci.config import Loader, line_of, read_yaml, utf8, validate, yaml_error
+from kpy_ci.config import Loader, Nodes, line_of, read_yaml, utf8, validate, yaml_error
 from kpy_ci.errors import KpyError, UsageError
 from kpy_ci.store.serializer import VERSION
 
@@ -34,11 +34,11 @@ class TestCase:
     name: str
     file: Path
     doc: dict[str, Any]
-    node: yaml.Node | None = field(default=None, repr=False, compare=False)
+    nodes: Nodes = field(default=lambda: None, repr=False, compare=False)
 
     def line(self, where: list[Any]) -> int:
         """The line (from 1) of the value at ``where`` in the file, as far as it exists."""
-        return line_of(self.node, where)
+        return line_of(self.nodes(), where)
 
     @property
     def mocks(self) -> list[str]:
@@ -83,7 +83,7 @@ def _load(file: Path, schema_name: str) -> dict[str, Any]:
     return _load_node(file, schema_name)[0]
 
 
-def _load_node(file: Path, schema_name: str) -> tuple[dict[str, Any], yaml.Node | None]:
+def _load_node(file: Path, schema_name: str) -> tuple[dict[str, Any], Nodes]:
     data, node = read_yaml(file)
     _check_version(data, file)
     validate(data, schema_name, file, node)
