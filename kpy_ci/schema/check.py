@@ -15,7 +15,7 @@ from kpy_ci.config import read_yaml, validate
 from kpy_ci.errors import UsageError
 from kpy_ci.schema import drift, introspect, migrations, openapi
 from kpy_ci.schema.drift import Change, Impact
-from kpy_ci.schema.lock import LOCK_FILE, LockBuilder
+from kpy_ci.schema.lock import LOCK_FILE, LockBuilder, document_for, host_of
 from kpy_ci.schema.model import DbSchema, Where
 from kpy_ci.store.reader import MocksFile, TestSet, find_sets, load_set
 
@@ -95,11 +95,8 @@ def check_set(test_set: TestSet, today: Today) -> SetDrift:
             builder.add(mock)
             if mock["protocol"] == "http":
                 request = mock["request"]
-                host = next(
-                    (v for n, v in request["headers"] if n.lower() == "host"), mock["destination"]
-                )
                 path = urlsplit(request["url"]).path
-                http_mocks.append((host, request["method"], path, mock["name"]))
+                http_mocks.append((host_of(mock), request["method"], path, mock["name"]))
     finally:
         mocks.close()
     impact = Impact(builder.mocks_by_query())
@@ -120,7 +117,7 @@ def check_set(test_set: TestSet, today: Today) -> SetDrift:
             for change in drift.compare_postgres(entry, schema, dependency, since):
                 result.changes.append(impact.apply(change))
     for entry in lock["http"]:
-        document = _document_for(today.openapi, entry["host"])
+        document = document_for(today.openapi, entry["host"])
         if document is None:
             continue
         by_operation = _http_mocks(entry, http_mocks)
@@ -170,10 +167,6 @@ def _since(entry: dict[str, Any], loaded: migrations.Migrations) -> list[Where]:
         if drift.holds(entry, snapshot):
             return [w for w, *_ in loaded.schema.changes[loaded.ends[k] :]]
     return [w for w, *_ in loaded.schema.changes]
-
-
-def _document_for(docs: dict[str, openapi.Document], host: str) -> openapi.Document | None:
-    return docs.get(host) or docs.get(host.rpartition(":")[0])
 
 
 def _http_mocks(

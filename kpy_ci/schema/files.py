@@ -45,7 +45,12 @@ class Checked:
         return line_of(self.node(), where) + self.first_line - 1
 
 
-def check_set(set_dir: Path) -> list[Problem]:
+MockCheck = Callable[[Checked], list[Problem]]
+"""What more to check of each mock that fits its schema (kpy validate: its OpenAPI
+document, the lock), while it is read."""
+
+
+def check_set(set_dir: Path, more: MockCheck | None = None) -> list[Problem]:
     """Every problem with the files of one test-set (kpy.yml is ``check_config``'s)."""
     meta_file = set_dir / "test-set.yaml"
     meta = _check_one(meta_file, "testset.schema.json", "every test-set has one")
@@ -55,7 +60,7 @@ def check_set(set_dir: Path) -> list[Problem]:
         for file in sorted((set_dir / "tests").glob("*.yaml"), key=_numbered)
     ]
     problems += [checked.problem for _, checked in tests if checked.problem]
-    mocks = _Mocks(set_dir / "mocks.yaml")
+    mocks = _Mocks(set_dir / "mocks.yaml", more)
     problems += mocks.problems
     if (set_dir / LOCK_FILE).exists():
         problems += check_file(set_dir / LOCK_FILE, "schemalock.schema.json")
@@ -73,8 +78,8 @@ class _Mocks:
     checked against: the mocks' names (None when some document's could not be read, so
     that no test is blamed for naming it) and how many there are."""
 
-    def __init__(self, file: Path) -> None:
-        self.file = file
+    def __init__(self, file: Path, more: MockCheck | None = None) -> None:
+        self.file, self.more = file, more
         self.problems: list[Problem] = []
         self.names: set[str] | None = set()
         self.count = 0
@@ -91,6 +96,8 @@ class _Mocks:
         self.count += 1
         if checked.problem:
             self.problems.append(checked.problem)
+        elif self.more is not None:
+            self.problems += self.more(checked)
         name = checked.data.get("name") if checked.data is not None else None
         if self.names is None or not isinstance(name, str):
             self.names = None

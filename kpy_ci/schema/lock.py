@@ -106,9 +106,9 @@ class LockBuilder:
                 query.fields = descriptions[i]
 
     def _add_http(self, mock: Doc) -> None:
-        host = _host(mock["request"]) or mock["destination"]
+        host = host_of(mock)
         if host not in self._hosts:
-            self._hosts[host] = openapi.HostLock(host, _doc_for(self._docs, host))
+            self._hosts[host] = openapi.HostLock(host, document_for(self._docs, host))
         self._hosts[host].add(mock["request"], mock["response"])
 
     def mocks_by_query(self) -> dict[str, list[str]]:
@@ -140,13 +140,16 @@ class LockBuilder:
         }
 
 
-def _host(request: Doc) -> str | None:
-    return next((v for n, v in request.get("headers", ()) if n.lower() == "host"), None)
+def host_of(mock: Doc) -> str:
+    """The host an HTTP mock called: its Host header, else where it was going."""
+    headers = mock["request"].get("headers", ())
+    return str(next((v for n, v in headers if n.lower() == "host"), mock["destination"]))
 
 
-def _doc_for(docs: dict[str, openapi.Document], host: str) -> openapi.Document | None:
-    """kpy.yml names a host with or without its port."""
-    return docs.get(host) or docs.get(host.rpartition(":")[0] if host.count(":") == 1 else host)
+def document_for(docs: Mapping[str, openapi.Document], host: str) -> openapi.Document | None:
+    """The document kpy.yml (or --openapi) names for a host, with or without its port."""
+    bare = host.rpartition(":")[0] if host.count(":") == 1 else host
+    return docs.get(host) or docs.get(bare)
 
 
 def _database_entry(db: _Database, schema: DbSchema | None) -> Doc:

@@ -1,7 +1,8 @@
-"""``kpy validate`` as a straight line: every file of every set against schemas/, then what
-the files say against what they depend on: HTTP mocks against their dependency's OpenAPI
-document, test cases against the service's own, PostgreSQL mocks' result columns against the
-set's schema lock. Every problem is one line naming the file, the line and the field."""
+"""``kpy validate`` as a straight line: every file of every set against schemas/ and, as each
+mock is read, what it says against what it depends on: an HTTP mock against its
+dependency's OpenAPI document, a PostgreSQL mock's result columns against the set's schema
+lock; then the test cases against the service's own OpenAPI document. Every problem is one
+line naming the file, the line and the field."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from typing import Any
 
 import yaml
 
-from kpy_ci.config import Config, Loader, line_of
+from kpy_ci.config import Config, Loader
 from kpy_ci.schema import files, openapi, sql
-from kpy_ci.schema.lock import LOCK_FILE, openapi_documents
+from kpy_ci.schema.files import Checked, MockCheck
+from kpy_ci.schema.lock import LOCK_FILE, document_for, host_of, openapi_documents
 from kpy_ci.schema.model import Problem
-from kpy_ci.store.reader import MocksFile, Span, TestSet, documents, find_sets, load_set
+from kpy_ci.store.reader import TestSet, find_sets, load_set
 
 Doc = dict[str, Any]
 
@@ -29,12 +31,11 @@ def validate_path(root: Path, set_name: str | None, config: Config) -> list[Prob
         else None
     )
     for path in find_sets(root, set_name):
-        found = files.check_set(path)
+        lock = _lock_results(path / LOCK_FILE)
+        more = _mock_check(path / "mocks.yaml", docs, lock) if docs or lock else None
+        found = files.check_set(path, more)
         problems += found
-        if found:  # the rest reads the files as valid
-            continue
-        problems += list(_check_mocks(path / "mocks.yaml", docs))
-        if service is not None:  # only then are the tests needed again, with their nodes
+        if service is not None and not found:  # only then are the tests read again
             problems += list(_check_tests(load_set(path), service))
     return problems
 
@@ -53,55 +54,30 @@ def _check_tests(test_set: TestSet, service: openapi.Document) -> Iterator[Probl
             yield Problem(str(test.file), test.line(where), _field(where), message)
 
 
-def _check_mocks(file: Path, docs: dict[str, openapi.Document]) -> Iterator[Problem]:
-    lock = _lock_results(file.parent / LOCK_FILE)
-    if not lock and not docs:
-        return
-    mocks = MocksFile(file)
-    try:
-        for span, mock in _parsed(mocks):
-            if mock["protocol"] == "http" and docs:
-                doc = _document(docs, mock)
-                if doc is not None:
-                    errors = openapi.check_exchange(doc, mock["request"], mock["response"])
-                    yield from _problems(mocks, span, errors)
-            elif mock["protocol"] == "postgres" and lock:
-                yield from _problems(mocks, span, _against_lock(mock, lock))
-    finally:
-        mocks.close()
+def _mock_check(
+    file: Path, docs: dict[str, openapi.Document], lock: dict[str, list[Doc]]
+) -> MockCheck:
+    """Each mock that fits its schema, while check_set reads it (one pass over mocks.yaml):
+    an HTTP mock against its host's OpenAPI document, a PostgreSQL mock against the lock."""
 
+    def check(checked: Checked) -> list[Problem]:
+        mock = checked.data
+        errors: Sequence[tuple[list[Any], str]] = []
+        if mock is None:
+            return []
+        if mock["protocol"] == "http" and (doc := document_for(docs, host_of(mock))) is not None:
+            errors = openapi.check_exchange(doc, mock["request"], mock["response"])
+        elif mock["protocol"] == "postgres" and lock:
+            errors = _against_lock(mock, lock)
+        return [Problem(str(file), checked.line(w), _field(w), why) for w, why in errors]
 
-def _parsed(mocks: MocksFile) -> Iterator[tuple[Span, Doc]]:
-    """Each document, parsed only: files.check_set has just checked every one against its
-    schema (MocksFile.scan would check them all again, a third of validate's time)."""
-    with open(mocks.path, "rb") as f:
-        for span, text in documents(f):
-            yield span, yaml.load(text, Loader=Loader)
-
-
-def _problems(
-    mocks: MocksFile, span: Span, errors: Sequence[tuple[list[Any], str]]
-) -> Iterator[Problem]:
-    if not errors:
-        return
-    node = yaml.compose(mocks.text(span), Loader=Loader)
-    for where, message in errors:
-        line = line_of(node, where) + span.line - 1
-        yield Problem(str(mocks.path), line, _field(where), message)
-
-
-def _document(docs: dict[str, openapi.Document], mock: Doc) -> openapi.Document | None:
-    host = next(
-        (v for n, v in mock["request"].get("headers", ()) if n.lower() == "host"),
-        mock["destination"],
-    )
-    return docs.get(host) or docs.get(host.rpartition(":")[0])
+    return check
 
 
 def _lock_results(file: Path) -> dict[str, list[Doc]]:
-    """A statement's fingerprint -> the result columns the lock says it had (files.check_set
-    has checked the file)."""
-    if not file.is_file():
+    """A statement's fingerprint -> the result columns the lock says it had; nothing when
+    there is no lock, or a broken one (which check_set reports)."""
+    if not file.is_file() or files.check_file(file, "schemalock.schema.json"):
         return {}
     lock = yaml.load(file.read_text(encoding="utf-8"), Loader=Loader)
     return {
