@@ -1,10 +1,12 @@
-"""Running a benchmark's client to its end, shared by the benchmarks in bench/."""
+"""Running a benchmark's client to its end, and what commit it measured: shared by the
+benchmarks in bench/."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 Spawner = Callable[..., "subprocess.Popen[str]"]
 """``subprocess.Popen``, or ``Session.spawn`` to run the client inside a kpy session."""
@@ -31,3 +33,11 @@ def run_to_end(
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)}: exit {proc.returncode}: {err.strip()[-2000:]}")
     return out
+
+
+def commit(root: Path) -> str:
+    """HEAD, and ``+changes`` when kpy_ci/ differs from it: what a benchmark measured."""
+    git = ["git", "-C", str(root)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run([*git, "status", "--porcelain", "--", "kpy_ci"], capture_output=True)
+    return head.stdout.strip() + (" +changes" if dirty.stdout.strip() else "")

@@ -73,6 +73,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # tests.servers, when run as bench/replay_bench.py
 
 import httpx  # noqa: E402
+from children import commit  # noqa: E402  (bench/, the script's own folder)
 
 from kpy_ci import replay as replay_mod  # noqa: E402
 from kpy_ci.config import load as load_config  # noqa: E402
@@ -870,16 +871,8 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "postgres": "PostgreSQL " + version([pg_bin("postgres"), "--version"]).split()[2],
         "redis": "Redis " + version(["redis-server", "--version"]).split()[2].split("=")[1],
-        "commit": commit(),
+        "commit": commit(ROOT),
     }
-
-
-def commit() -> str:
-    """HEAD, and ``+changes`` when kpy_ci/ differs from it: what was measured."""
-    git = ["git", "-C", str(ROOT)]
-    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run([*git, "status", "--porcelain", "--", "kpy_ci"], capture_output=True)
-    return head.stdout.strip() + (" +changes" if dirty.stdout.strip() else "")
 
 
 class Neighbours:
@@ -961,7 +954,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(tmp, ignore_errors=True)
     res["seconds"] = now() - t0
     res["neighbours"] = neighbours.stop()
-    if (end := commit()) != res["machine"]["commit"]:
+    if (end := commit(ROOT)) != res["machine"]["commit"]:
         progress(f"WARNING: kpy_ci changed during the run: {res['machine']['commit']} -> {end}")
         res["machine"]["commit"] += f" (then {end})"
     res["leftovers"] = leftover_cgroups()

@@ -64,6 +64,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # kpy_ci from the tree, when run as bench/schema_bench.py
 
 import yaml  # noqa: E402
+from children import commit  # noqa: E402  (bench/, the script's own folder)
 
 from kpy_ci.config import Loader  # noqa: E402
 from kpy_ci.schema import sql  # noqa: E402
@@ -484,16 +485,8 @@ def machine() -> dict[str, Any]:
         "cpu_model": model,
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "commit": commit(),
+        "commit": commit(ROOT),
     }
-
-
-def commit() -> str:
-    """HEAD, and ``+changes`` when kpy_ci/ differs from it: what was measured."""
-    git = ["git", "-C", str(ROOT)]
-    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run([*git, "status", "--porcelain", "--", "kpy_ci"], capture_output=True)
-    return head.stdout.strip() + (" +changes" if dirty.stdout.strip() else "")
 
 
 def dir_mib(path: Path) -> float:
@@ -535,7 +528,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     res["seconds"] = now() - t0
-    if (end := commit()) != res["machine"]["commit"].split(",")[0]:
+    if (end := commit(ROOT)) != res["machine"]["commit"].split(",")[0]:
         progress(f"WARNING: kpy_ci changed during the run: {res['machine']['commit']} -> {end}")
         res["machine"]["commit"] += f" (then {end})"
     return res
