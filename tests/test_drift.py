@@ -222,6 +222,9 @@ def test_an_openapi_change_flags_the_tests_that_call_it(sets: Sets, tmp_path: Pa
         assert code == 3, err
         assert flagged(report) == expected, err
         assert says in err
+    wrong = kpy("drift", "--path", str(sets.configured), "--openapi", f"127.0.0.1:1={new}")
+    assert wrong.returncode == 2, wrong.stderr  # a host no mock called: said, not "no drift"
+    assert "no recorded HTTP mock called that host" in wrong.stderr
     same = openapi_variant(tmp_path, lambda spec: None)
     code, report, err = drift(sets.configured, tmp_path, "--openapi", f"{sets.rates_host}={same}")
     assert code == 0 and flagged(report) == set(), err

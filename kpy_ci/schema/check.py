@@ -47,6 +47,8 @@ class SetDrift:
     test_set: TestSet
     changes: list[Change] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    openapi_used: set[str] = field(default_factory=set)
+    """The --openapi documents some recorded host of the set was compared with."""
 
     @property
     def breaking(self) -> list[Change]:
@@ -81,7 +83,11 @@ def check(path: Path, set_name: str | None, sources: Sources) -> list[SetDrift]:
     if not sources:
         raise UsageError("kpy drift: say where today's schema is: --dsn, --migrations or --openapi")
     today = read_today(sources)
-    return [check_set(load_set(p), today) for p in find_sets(path, set_name)]
+    drifts = [check_set(load_set(p), today) for p in find_sets(path, set_name)]
+    for host, document in today.openapi.items():  # a typo must not read as "no drift"
+        if not any(document.source in d.openapi_used for d in drifts):
+            raise UsageError(f"--openapi {host}=...: no recorded HTTP mock called that host")
+    return drifts
 
 
 def check_set(test_set: TestSet, today: Today) -> SetDrift:
@@ -120,6 +126,7 @@ def check_set(test_set: TestSet, today: Today) -> SetDrift:
         document = document_for(today.openapi, entry["host"])
         if document is None:
             continue
+        result.openapi_used.add(document.source)
         by_operation = _http_mocks(entry, http_mocks)
         for changed in openapi.diff(entry, document):
             found = Change(
