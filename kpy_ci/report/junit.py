@@ -84,7 +84,9 @@ def _service_case(set_: SetResult) -> ET.Element:
     case = ET.Element(
         "testcase", name=SERVICE_CASE, classname=printable(set_.name), time=seconds(0.0)
     )
-    case.set("file", printable(str(set_.path)))
+    # a file, not the set's folder: reporters annotate a file, and GitHub only a tracked one
+    case.set("file", printable(str(set_.path / "test-set.yaml")))
+    case.set("line", "1")
     error = ET.SubElement(
         case, "error", message=one_line(set_.error or "") or "failed", type=ERROR_TYPE
     )

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kpy_ci.store.owner import give_back, missing_parents
 from kpy_ci.store.serializer import document, dump, dump_all
 
 if TYPE_CHECKING:
@@ -113,8 +114,10 @@ def write_test_set(
     (from its ``---`` line) kept as it is. ``meta``: test-set.yaml's body, or what makes it
     once every mock has been written. ``extra_files``: more files of the set
     (schema.lock.yaml), made then too. ``copied``: test files kept byte for byte (a
-    re-recording's other tests)."""
+    re-recording's other tests). Under sudo, what it writes belongs to the caller (owner.py)."""
+    made = missing_parents(root)
     root.mkdir(parents=True, exist_ok=True)
+    give_back(made)
     final = root / name
     building = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
     try:
@@ -132,6 +135,7 @@ def write_test_set(
         (building / "test-set.yaml").write_text(dump(document("TestSet", body)))
         _fsync_tree(building)
         building.chmod(0o755)
+        give_back([building])
         if final.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{name}.old.", dir=root))
             os.replace(final, old / name)  # the old set stays whole until the new one is in

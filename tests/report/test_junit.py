@@ -127,6 +127,8 @@ def test_a_set_that_could_not_run_has_a_service_error(tmp_path: Path) -> None:
         "the service never became ready: connection refused on 127.0.0.1:8080"
     )
     assert (service.name, service.classname) == ("(service)", "orders")
+    elem = service._elem
+    assert (elem.get("file"), elem.get("line")) == (str(broken_set().path / "test-set.yaml"), "1")
     [error] = service.result
     assert isinstance(error, Error)
     assert "\n" not in error.message and error.message.startswith("the service never")
