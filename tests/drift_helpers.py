@@ -38,12 +38,17 @@ def psql(pg: Postgres, *args: str, database: str = "kpy") -> None:
     subprocess.run(cmd, env=env, capture_output=True, check=True)
 
 
-def kpy(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def kpy(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """The kpy CLI, with GitHub's variables only where ``env`` gives them."""
     run_env = child_env() | (env or {})
     for name in ("GITHUB_ACTIONS", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"):
         if env is None or name not in env:
             run_env.pop(name, None)
-    return subprocess.run([*KPY, *args], env=run_env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [*KPY, *args], env=run_env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def stale_by_oracle(set_dir: Path, touches: Callable[[str], bool]) -> set[str]:

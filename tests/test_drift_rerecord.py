@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 from junitparser import JUnitXml
 
-from tests.conftest import KPY, child_env
+from tests import drift_helpers
 from tests.dns_server import DnsServer
 from tests.examples.shop import SHOP, TRAFFIC_LINES, reset, shop_env
 from tests.servers import pg_bin, postgres_server, redis_server
@@ -27,10 +27,8 @@ RETYPE = "ALTER TABLE products\n    ALTER COLUMN price TYPE numeric(12, 3);\n"
 
 
 def kpy(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    run_env = child_env() | env
-    for name in ("GITHUB_ACTIONS", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"):
-        run_env.pop(name, None)
-    return subprocess.run([*KPY, *args], env=run_env, capture_output=True, text=True, timeout=180)
+    """A re-record and a replay of the whole shop may take longer than a drift."""
+    return drift_helpers.kpy(*args, env=env, timeout=180)
 
 
 def stale(report: Path) -> list[str]:
