@@ -145,6 +145,16 @@ def test_drift_annotates_the_migration_line_and_sets_outputs(sets: Sets, tmp_pat
     xml = junit.read_text()
     assert xml.count('type="schema-drift"') == len(expected)
     assert "re-record needed" in done.stderr
+    # from a live database a change has no line: each stale test's own file is annotated
+    db = migrated_copy(sets.pg, DATABASE, step)
+    done = kpy("drift", "--path", str(sets.plain), "--dsn", db.dsn(), env=env)
+    assert done.returncode == 3, done.stderr
+    annotated = {
+        Path(line.split("file=", 1)[1].split(",", 1)[0]).stem
+        for line in done.stdout.splitlines()
+        if line.startswith("::error ")
+    }
+    assert annotated == expected, done.stdout
 
 
 def test_drift_is_clean_on_the_schema_recorded(sets: Sets, tmp_path: Path) -> None:

@@ -53,11 +53,12 @@ def sources(dsn: str | None, migrations: Path | None, openapi_docs: tuple[str, .
 def report(drifts: list[SetDrift], junit: Path | None, report_file: Path | None) -> int:
     """Every report of the drift; 3 when a test needs re-recording."""
     drift_report.console(drifts, sys.stderr)
+    result = drift_report.run_result(drifts)
     if junit is not None:
-        junit_report.write_junit(drift_report.run_result(drifts), junit)
+        junit_report.write_junit(result, junit)
     if report_file is not None:
         drift_report.write_report(drifts, report_file)
-    drift_report.github_report(drifts, os.environ, sys.stdout, junit)
+    drift_report.github_report(drifts, result, os.environ, sys.stdout, junit)
     return EXIT_RERECORD if drift_report.stale_names(drifts) else 0
 
 

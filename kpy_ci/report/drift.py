@@ -102,9 +102,12 @@ def run_result(drifts: Sequence[SetDrift]) -> RunResult:
     return result
 
 
-def annotation_commands(drifts: Sequence[SetDrift], workspace: Path | None) -> list[str]:
+def annotation_commands(
+    drifts: Sequence[SetDrift], result: RunResult, workspace: Path | None
+) -> list[str]:
     """An annotation on the migration statement of each change that has one (an error when
-    it breaks tests, a notice when harmless); else on each stale test's file."""
+    it breaks tests, a notice when harmless); else on each stale test's file. ``result``:
+    ``run_result(drifts)``."""
     commands = []
     seen: set[tuple[str, int, str]] = set()
     for d in drifts:
@@ -123,25 +126,17 @@ def annotation_commands(drifts: Sequence[SetDrift], workspace: Path | None) -> l
                 f"{k}={github.escape_property(one_line(v))}" for k, v in props.items()
             )
             commands.append(f"::{level} {listed}::{github.escape_data(one_line(what))}")
-    placed = RunResult(
+    # a stale test is annotated itself when a change that makes it stale has no line
+    unplaced = {
+        (d.test_set.name, t) for d in drifts for c in d.breaking if c.where is None for t in c.tests
+    }
+    on_files = RunResult(
         [
-            SetResult(s.name, s.path, [t for t in s.tests if not _placed(t, drifts)])
-            for s in run_result(drifts).sets
+            SetResult(s.name, s.path, [t for t in s.tests if (s.name, t.name) in unplaced])
+            for s in result.sets
         ]
     )
-    return commands + github.annotations(placed, workspace)
-
-
-def _placed(test: TestResult, drifts: Sequence[SetDrift]) -> bool:
-    """Whether every change that makes the test stale has a migration line of its own."""
-    changes = [
-        c
-        for d in drifts
-        if d.test_set.name == test.set_name
-        for c in d.breaking
-        if test.name in c.tests
-    ]
-    return bool(changes) and all(c.where is not None for c in changes)
+    return commands + github.annotations(on_files, workspace)
 
 
 def outputs(drifts: Sequence[SetDrift]) -> dict[str, str]:
@@ -150,14 +145,19 @@ def outputs(drifts: Sequence[SetDrift]) -> dict[str, str]:
 
 
 def github_report(
-    drifts: Sequence[SetDrift], env: Mapping[str, str], out: IO[str], junit: Path | None
+    drifts: Sequence[SetDrift],
+    result: RunResult,
+    env: Mapping[str, str],
+    out: IO[str],
+    junit: Path | None,
 ) -> None:
+    """Annotations, the job summary and the outputs; ``result``: ``run_result(drifts)``."""
     if not github.on_github(env):
         return
     workspace = Path(env["GITHUB_WORKSPACE"]) if env.get("GITHUB_WORKSPACE") else None
-    for command in annotation_commands(drifts, workspace):
+    for command in annotation_commands(drifts, result, workspace):
         print(command, file=out)
-    github.write_summary(run_result(drifts), env, junit)
+    github.write_summary(result, env, junit)
     github.append_outputs(env, outputs(drifts))
 
 
