@@ -5,7 +5,9 @@
  *  - send its DNS (UDP port 53, connected or not) to kpy's DNS port, and make the answers
  *    look as if they came from the resolver it asked (connect4/6, sendmsg4/6, recvmsg4/6);
  *  - move its listening ports to internal ones so kpy can stand on the public port
- *    (bind4/6), and keep getsockname() showing the public port (getsockname4/6).
+ *    (bind4/6), and keep getsockname() showing the public port (getsockname4/6);
+ *  - count the TCP connect()s a passthrough rule let go to their real destination
+ *    (kpy_passed), since those never reach kpy's proxy.
  * Return 1 to let the call go on; 0 fails it with EPERM, which only sendmsg6 does, to keep a
  * DNS query from leaving the machine. */
 #include <linux/bpf.h>
@@ -63,6 +65,16 @@ struct {
 	__type(value, struct kpy_endpoint);
 } kpy_origin SEC(".maps");
 
+/* dialled endpoint (family: the dialling socket's) -> connect()s a passthrough rule let go
+ * there, TCP only; kpy reads it before and after each test. LRU: a flood of destinations
+ * ages old counters out rather than failing. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct kpy_endpoint);
+	__type(value, __u64);
+} kpy_passed SEC(".maps");
+
 static __always_inline struct kpy_config *config(void)
 {
 	__u32 zero = 0;
@@ -95,6 +107,29 @@ static __always_inline int passthrough(const __u32 ip6[4], __u16 port)
 		.port = bpf_htons(port),
 	};
 	return bpf_map_lookup_elem(&kpy_pass, &key) != NULL;
+}
+
+static __always_inline void count_passed(struct bpf_sock_addr *ctx, const __u32 ip6[4],
+					 __u16 port)
+{
+	struct kpy_endpoint key = {
+		.ip6 = {ip6[0], ip6[1], ip6[2], ip6[3]},
+		.port = port,
+		.family = ctx->family,
+	};
+	__u64 one = 1, *n;
+
+	n = bpf_map_lookup_elem(&kpy_passed, &key);
+	if (n) {
+		__sync_fetch_and_add(n, 1);
+		return;
+	}
+	/* first time: create it; if another CPU just did, add to theirs */
+	if (bpf_map_update_elem(&kpy_passed, &key, &one, BPF_NOEXIST) == 0)
+		return;
+	n = bpf_map_lookup_elem(&kpy_passed, &key);
+	if (n)
+		__sync_fetch_and_add(n, 1);
 }
 
 static __always_inline void remember(struct bpf_sock_addr *ctx, const __u32 ip6[4], __u16 port,
@@ -139,8 +174,11 @@ static __always_inline __u16 redirect_port(struct bpf_sock_addr *ctx, struct kpy
 	/* never loop the proxy onto itself; honour passthrough rules */
 	if (port == to && same_ip6(ip6, to_ip6))
 		return 0;
-	if (passthrough(ip6, port))
+	if (passthrough(ip6, port)) {
+		if (ctx->type == SOCK_STREAM) /* sendmsg hooks see UDP only: this is connect() */
+			count_passed(ctx, ip6, port);
 		return 0;
+	}
 	return to;
 }
 

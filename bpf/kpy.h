@@ -17,11 +17,12 @@ struct kpy_config {
 	__u16 dns_port;   /* 0: DNS is left alone */
 };
 
-/* kpy_origin key: the client side of a redirected TCP connection, as the proxy sees its peer. */
+/* kpy_origin key: the client side of a redirected TCP connection, as the proxy sees its peer.
+ * kpy_passed key: a destination a passthrough rule let a connect() go to. */
 struct kpy_endpoint {
 	__u32 ip6[4];
 	__u16 port;
-	__u16 family; /* in values, the family of the socket that dialled; 0 in keys */
+	__u16 family; /* the family of the socket that dialled; 0 in kpy_origin keys */
 };
 
 /* Per-socket storage: what this socket dialled, or which public port it bound. */

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from kpy_ci import generated
+from kpy_ci.ledger import LedgerKeeper
 from kpy_ci.protocols.base import Doc
 from kpy_ci.protocols.registry import MATCHERS
 from kpy_ci.report.model import Candidate, Miss
@@ -115,10 +116,13 @@ class MockStore:
         path: Path,
         redact: Callable[[Doc], Doc] = lambda request: request,
         substitutions: generated.Substitutions | None = None,
+        ledger: LedgerKeeper | None = None,
     ) -> None:
         """``redact``: kpy.yml's redaction, applied to a call before a miss report shows it
         (the report is a file: no secret may reach it). ``substitutions``: where the
-        generated values a call matched by are kept (none: every value must be equal)."""
+        generated values a call matched by are kept (none: every value must be equal).
+        ``ledger``: told every call served and refused (ledger.py)."""
+        self.ledger = ledger
         self._file = MocksFile(path)
         self._redact = redact
         self.substitutions = substitutions
@@ -217,11 +221,14 @@ class MockStore:
         with self._lock:
             self.last_call = time.monotonic()
             self._misses.append(miss)
+        if self.ledger is not None:
+            self.ledger.refused(miss)
 
     def serve(
         self, protocol: str, destination: str, connection: int, request: Doc, optional: bool
     ) -> Doc | None:
         plain = MATCHERS[protocol].key(request)
+        miss: Miss | None = None
         with self._lock:
             self.last_call = time.monotonic()
             entry = self._find(digest(protocol, plain), destination if optional else None)
@@ -229,12 +236,20 @@ class MockStore:
                 entry = self._generated_match(protocol, _readable_key(protocol, request, plain))
             if entry is None:
                 if not optional:
-                    self._misses.append(self._miss(protocol, destination, connection, request))
-                return None
-            self._used.add(entry.name)
-            self._served.append(entry.name)
-            self._last_offset = entry.span.offset
-        return self._document(entry)
+                    miss = self._miss(protocol, destination, connection, request)
+                    self._misses.append(miss)
+            else:
+                self._used.add(entry.name)
+                self._served.append(entry.name)
+                self._last_offset = entry.span.offset
+        if entry is None:
+            if miss is not None and self.ledger is not None:
+                self.ledger.refused(miss)
+            return None
+        doc = self._document(entry)
+        if self.ledger is not None:
+            self.ledger.served(connection, protocol, doc)
+        return doc
 
     def _generated_match(self, protocol: str, live: Hashable) -> Entry | None:
         """An unused mock of the same call (``live``: its readable key) but for values the

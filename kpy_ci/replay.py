@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -25,6 +25,7 @@ from kpy_ci.config import Config
 from kpy_ci.ebpf.maps import Address
 from kpy_ci.ebpf.session import Session
 from kpy_ci.errors import EnvironmentProblem
+from kpy_ci.ledger import LedgerKeeper
 from kpy_ci.mock_store import Entry, MockStore, line_of
 from kpy_ci.protocols import http
 from kpy_ci.protocols.base import Doc
@@ -99,8 +100,12 @@ def _replay_set(
     substitutions = generated.Substitutions(_recorded_window(test_set.meta))
     for test in test_set.tests:  # what clients sent came from outside the service
         substitutions.note_seen(test.doc["request"])
+    ledger = LedgerKeeper()
     store = MockStore(
-        test_set.mocks_file, lambda doc: redact.apply_to(doc, "request", chain), substitutions
+        test_set.mocks_file,
+        lambda doc: redact.apply_to(doc, "request", chain),
+        substitutions,
+        ledger,
     )
     loop = ProxyLoop()
     session: Session | None = None
@@ -133,7 +138,9 @@ def _replay_set(
                     if not test_set.meta.get("complete", True):
                         why = test_set.meta.get("interrupted")
                         print(f"kpy: {test_set.name} was recorded incompletely ({why})", file=log)
-                    runner = _Runner(test_set, tests, opts, store, service_log, port, chain)
+                    runner = _Runner(
+                        test_set, tests, opts, store, service_log, port, chain, session
+                    )
                     result.tests = runner.run(log)
                 else:
                     result.error = error.splitlines()[0]
@@ -184,6 +191,7 @@ class _Runner:
         service_log: ServiceLog,
         port: int,
         chain: list[redact.Filter],
+        session: Session | None = None,
     ) -> None:
         self.test_set, self.tests, self.opts = test_set, tests, opts
         self.store, self.service_log, self.chain = store, service_log, chain
@@ -192,6 +200,10 @@ class _Runner:
         # a write is checked after the last test that lists it, since tests served at once
         # when recorded share mocks (attribution by time)
         self.last_owner = {m: t.name for t in tests for m in t.mocks}
+        # eBPF's passthrough counts, read as each test ends
+        self.passed_through: Callable[[], Mapping[Address, int]] = (
+            session.passed_through if session is not None else dict
+        )
 
     def run(self, log: IO[str]) -> list[TestResult]:
         results = []
@@ -209,6 +221,9 @@ class _Runner:
     def _test(self, client: httpx.Client, test: TestCase) -> TestResult:
         started = time.monotonic()
         lines = self.service_log.count
+        ledger = self.store.ledger
+        if ledger is not None:
+            ledger.begin_test()
         self.store.begin_test(test.mocks)
         live, error = self._send(client, test.doc["request"])
         misses, served = self._settle()
@@ -223,6 +238,7 @@ class _Runner:
                 proposed = [p for p in noise_between(live, again) if p not in noise]
             if proposed and self.opts.write_noise:
                 write_noise(test, proposed)
+        egress = ledger.end_test(self.passed_through()) if ledger is not None else None
         owned = [m for m in test.mocks if self.last_owner.get(m) == test.name]
         not_made = self.store.not_made(owned)
         # the recorded answer with the generated values the replay used in their place
@@ -250,6 +266,7 @@ class _Runner:
             details=details,
             log=self.service_log.since(lines),
             noise=tuple(proposed),
+            ledger=egress,
         )
 
     def _settle(self) -> tuple[list[Miss], list[str]]:

@@ -6,6 +6,7 @@ reads it; on GitHub Actions the summary, annotations and outputs are written."""
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 import socket
@@ -25,6 +26,7 @@ from tests.examples.shop import RATES_TOKEN, SHOP, TRAFFIC_LINES, reset, shop_en
 from tests.report.test_junit import validates
 from tests.servers import postgres_server, redis_server
 from tests.test_record import TRAFFIC, kpy_record, rates_service
+from tests.test_replay_generic import line_server
 
 
 @dataclass(frozen=True)
@@ -274,3 +276,54 @@ def test_bad_test_file_names_file_line_and_field(recorded: Recorded, tmp_path: P
     [line] = [x for x in done.stderr.splitlines() if x.startswith("kpy: ")]
     assert f"{test}:" in line and "response.status" in line
     assert leftover_cgroups() == []
+
+
+def test_junit_lists_where_each_tests_traffic_went(recorded: Recorded, tmp_path: Path) -> None:
+    """The egress ledger: GET /products/{id} made to read its row from PostgreSQL (served),
+    ask Redis for a key never recorded (refused, on a connection the pool opened in an
+    earlier test) and talk twice to a real audit server on loopback that a passthrough rule
+    lets it reach; the JUnit <system-out> of its test says all three, before the log."""
+    source = (SHOP / "app.py").read_text()
+    changes = {
+        "import signal\n": "import signal\nimport socket\n",
+        '    if row is None:\n        raise ApiError(404, f"product {product_id}': (
+            "    for _ in range(2):  # an audit log the replay lets it reach (--passthrough)\n"
+            '        audit = ("127.0.0.1", int(os.environ["AUDIT_PORT"]))\n'
+            "        with socket.create_connection(audit, timeout=5) as s:\n"
+            '            s.sendall(b"audit\\n")\n'
+            "            s.recv(64)\n"
+            '    cache().get("shop:extra")\n'
+            '    if row is None:\n        raise ApiError(404, f"product {product_id}'
+        ),
+    }
+    for old, new in changes.items():
+        assert source.count(old) == 1, old
+        source = source.replace(old, new)
+    app = tmp_path / "app.py"
+    app.write_text(source)
+    report = tmp_path / "junit.xml"
+    pg_port, redis_port, _ = recorded.closed
+    with line_server(b"") as audit:
+        done = kpy_test(
+            recorded, tmp_path, app, "--junit", str(report), "--passthrough",
+            f"127.0.0.1:{audit}", env={"AUDIT_PORT": str(audit)},
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr  # the refused call still fails its test
+    validates(report, tmp_path)
+    [suite] = list(JUnitXml.fromfile(str(report)))
+    outs = {c.name: c.system_out or "" for c in suite}
+    assert all(out.startswith("kpy: egress during this test") for out in outs.values()), outs
+    [out] = [o for o in outs.values() if "GET /products/2 failed" in o]
+    ledger = out[: out.index("\n", out.index("passed through: "))]
+    print(ledger)  # shown with -s: what a reader of the report sees
+    assert re.search(
+        rf"#\d+ postgres 127\.0\.0\.1:{pg_port}: \d+ calls served from mocks \(mock-\d+", ledger
+    ), ledger
+    assert re.search(
+        rf"#\d+ redis 127\.0\.0\.1:{redis_port} \(opened earlier\): "
+        r"1 refused: GET shop:extra matched no mock",
+        ledger,
+    ), ledger
+    assert f"passed through: 2 connections to 127.0.0.1:{audit} (passthrough rule)" in ledger
+    # the test without outbound calls says so
+    assert any(o.startswith("kpy: egress during this test: none\n") for o in outs.values())

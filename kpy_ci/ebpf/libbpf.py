@@ -13,13 +13,15 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kpy_ci.errors import EnvironmentProblem
 
 if TYPE_CHECKING:
     from _ctypes import _CData as CData  # the base of every ctypes value, in typeshed
 
+K = TypeVar("K", bound="CData")
+V = TypeVar("V", bound="CData")
 _LIB_NAMES = ("libbpf.so.1", "libbpf.so")
 _PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 
@@ -50,6 +52,7 @@ class _Lib:
         self.update_elem = fn("bpf_map_update_elem", cint, cint, ptr, ptr, ctypes.c_uint64)
         self.lookup_elem = fn("bpf_map_lookup_elem", cint, cint, ptr, ptr)
         self.delete_elem = fn("bpf_map_delete_elem", cint, cint, ptr)
+        self.next_key = fn("bpf_map_get_next_key", cint, cint, ptr, ptr)
         self.set_print = fn("libbpf_set_print", ptr, _PRINT_FN)
         self.version = fn("libbpf_version_string", cstr)
 
@@ -130,6 +133,24 @@ class Map:
 
     def delete(self, key: CData) -> None:
         lib().delete_elem(self.fd, ctypes.byref(key))
+
+    def items(self, key_type: type[K], value_type: type[V]) -> list[tuple[K, V]]:
+        """Every entry, read one by one (not atomically: the kernel may change the map
+        meanwhile; an entry deleted between two reads is left out)."""
+        out: list[tuple[K, V]] = []
+        key = key_type()
+        previous = None  # NULL: the first key
+        while True:
+            if lib().next_key(self.fd, previous, ctypes.byref(key)) != 0:
+                err = ctypes.get_errno()
+                if err == errno.ENOENT:
+                    return out
+                raise BpfError(_failure(f"listing map {self.name}", err))
+            value = value_type()
+            if self.lookup(key, value):
+                out.append((key, value))
+            previous = ctypes.byref(key)
+            key = key_type()
 
 
 class BpfObject:

@@ -118,6 +118,7 @@ class Session:
         self.stale_cleaned: list[Path] = []
         self._obj: BpfObject | None = None
         self._origin: Map | None = None
+        self._passed: Map | None = None
         self._guard: subprocess.Popen[bytes] | None = None
         self._children: list[subprocess.Popen[Any]] = []
 
@@ -144,6 +145,7 @@ class Session:
             self._obj = BpfObject(str(path))
             self._fill_maps(self._obj)
             self._origin = self._obj.map("kpy_origin")
+            self._passed = self._obj.map("kpy_passed")
             fd = os.open(self.cgroup, os.O_RDONLY | os.O_DIRECTORY)
             try:
                 for name in PROGRAMS:
@@ -199,6 +201,15 @@ class Session:
         origin.delete(key)
         return maps.endpoint_address(found)
 
+    def passed_through(self) -> dict[Address, int]:
+        """How many TCP connect()s a passthrough rule has let go to each destination so
+        far (as the service dialled it): counts only grow, so a test's are the difference
+        of two readings. Empty before start and after close."""
+        if self._passed is None:
+            return {}
+        entries = self._passed.items(maps.Endpoint, ctypes.c_uint64)
+        return {maps.endpoint_address(key): int(count.value) for key, count in entries}
+
     def close(self) -> None:
         """Kill the service and everything it forked, detach, remove the cgroup. Idempotent."""
         errors: list[BaseException] = []
@@ -213,7 +224,7 @@ class Session:
         self._children.clear()
         if self._obj is not None:
             self._obj.close()
-            self._obj = self._origin = None
+            self._obj = self._origin = self._passed = None
         if self._guard is not None:
             assert self._guard.stdin is not None
             self._guard.stdin.close()

@@ -240,6 +240,24 @@ class MockEgress:
         destination = self.lookup((peer[0], peer[1]))
         where = str(destination) if destination is not None else f"{peer[0]}:{peer[1]}"
         connection = next(self._connections)
+        ledger = self.store.ledger
+        if ledger is not None:
+            ledger.opened(connection, where)
+        hung_up = False
+        try:
+            hung_up = await self._answer(reader, writer, where, connection)
+        finally:
+            if ledger is not None:
+                ledger.closed(connection, by_kpy=hung_up)
+
+    async def _answer(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        where: str,
+        connection: int,
+    ) -> bool:
+        """Answer the connection until one side ends; whether kpy's side did."""
         protocol: Protocol = generic.PROTOCOL
         try:
             try:
@@ -253,20 +271,20 @@ class MockEgress:
                 )
                 hello = greeter.opening()
                 if hello:
-                    await self._serve(greeter, hello, reader, writer)
-                    return
+                    return await self._serve(greeter, hello, reader, writer)
                 first = await reader.read(CHUNK)
             if not first:
-                return
+                return False
             protocol = sniff(first)
             assert protocol.mock_server is not None  # every registered protocol replays
             server = protocol.mock_server(_Source(self.store, protocol.name, where, connection))
-            await self._serve(server, server.client_data(first), reader, writer)
+            return await self._serve(server, server.client_data(first), reader, writer)
         except (ConnectionError, OSError):
-            pass
+            return False
         except Exception as e:  # bytes the mock server cannot read: the call fails
             call = f"kpy could not read what the service sent: {e}"
             self.store.add_miss(Miss(protocol.name, where, connection, call))
+            return True
 
     @staticmethod
     async def _serve(
@@ -274,21 +292,22 @@ class MockEgress:
         answer: bytes,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-    ) -> None:
-        """Send ``answer``, then answer each chunk the client sends until one side ends."""
+    ) -> bool:
+        """Send ``answer``, then answer each chunk the client sends until one side ends;
+        whether the server did (it hung up)."""
         while True:
             if answer:
                 writer.write(answer)
                 await writer.drain()
             if server.closed:
-                return
+                return True
             try:
                 data = await asyncio.wait_for(reader.read(CHUNK), IDLE_SECONDS)
             except asyncio.TimeoutError:
                 answer = server.idle()
                 continue
             if not data:
-                return
+                return False
             answer = server.client_data(data)
 
 

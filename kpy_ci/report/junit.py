@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from kpy_ci.errors import UsageError
+from kpy_ci.report.ledger import ledger_text
 from kpy_ci.report.model import RunResult, SetResult, TestResult, one_line, printable
 from kpy_ci.store.atomic import write_file
 
@@ -76,7 +77,8 @@ def _case(test: TestResult) -> ET.Element:
         )
         failure.text = printable(test.details or test.message)
     noise = f"kpy: noise proposed: {', '.join(test.noise)}\n" if test.noise else ""
-    _add_text(case, "system-out", noise + test.log)
+    egress = ledger_text(test.ledger) if test.ledger is not None else ""
+    _add_text(case, "system-out", noise + egress + test.log)
     return case
 
 

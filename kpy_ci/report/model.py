@@ -34,6 +34,57 @@ class Miss:
 
 
 @dataclass(frozen=True)
+class ConnectionUse:
+    """One TCP connection of the service that kpy's mock servers answered, as a test saw
+    it: what was served on it and what was refused during the test."""
+
+    connection: int
+    """kpy's number for it, as miss reports show it."""
+    destination: str
+    """Where the service dialled: ``127.0.0.1:5432``."""
+    protocol: str = ""
+    """As sniffed (empty: it sent no call)."""
+    name: str = ""
+    """The host name the service resolved to that address through kpy, if it did."""
+    opened_earlier: bool = False
+    """Opened before the test began (a pool, a keep-alive connection) and used in it."""
+    served: tuple[str, ...] = ()
+    """The mocks that answered its calls, in order."""
+    refused: tuple[str, ...] = ()
+    """Its calls that matched no mock (answered with a protocol error), one line each."""
+    closed_by_kpy: bool = False
+    """kpy's mock server hung up on it after refusing a call."""
+
+
+@dataclass(frozen=True)
+class PassedThrough:
+    """TCP connect()s a passthrough rule let go to their real destination (counted by
+    eBPF: kpy's proxy never sees them)."""
+
+    destination: str
+    connections: int
+
+
+@dataclass(frozen=True)
+class LookupUse:
+    """A DNS question the service asked kpy: ``A rates.example``."""
+
+    question: str
+    mock: str = ""
+    """The mock that answered it; empty: none did (answered SERVFAIL)."""
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """Where a test's outbound traffic went: every connection the service opened or used
+    since the test before it ended, every passthrough connect() and DNS lookup."""
+
+    connections: tuple[ConnectionUse, ...] = ()
+    passed: tuple[PassedThrough, ...] = ()
+    lookups: tuple[LookupUse, ...] = ()
+
+
+@dataclass(frozen=True)
 class TestResult:
     set_name: str
     name: str
@@ -55,6 +106,8 @@ class TestResult:
     """With --detect-noise: the fields proposed as noise."""
     failure_type: str = "kpy.regression"
     """JUnit's failure type: a regression, or ``schema-drift`` (re-record needed)."""
+    ledger: Ledger | None = None
+    """Where its outbound traffic went (None: the test never ran against the service)."""
 
 
 @dataclass

@@ -108,3 +108,25 @@ def test_connecting_to_the_proxy_itself_is_not_looped(listener: socket.socket) -
         assert child.wait(10) == 0
     assert line == f"{host} {port}"
     assert original is None  # not redirected, so nothing recorded
+
+
+def test_passthrough_connects_are_counted_by_destination(listener: socket.socket) -> None:
+    """kpy_passed counts each connect() a rule let through, by what the socket dialled (an
+    IPv6 socket's mapped address apart from an IPv4 socket's); redirected ones are not."""
+    with socket.create_server(("127.0.0.1", 0)) as real:
+        port = real.getsockname()[1]
+        real.settimeout(10)
+        with Session(Address(*listener.getsockname()), passthrough=[("127.0.0.1", port)]) as s:
+            assert s.passed_through() == {}
+            direct = [f"127.0.0.1,{port}", f"127.0.0.1,{port}", f"::ffff:127.0.0.1,{port},6"]
+            child = s.spawn([sys.executable, DIAL, *direct, f"127.0.0.1,{free_port()}"])
+            for _ in direct:  # the real server answers these: they never reach kpy
+                conn, _ = real.accept()
+                with conn:
+                    conn.makefile("rb").readline()
+                    conn.sendall(b"k")
+            accept_one(listener, s)
+            assert child.wait(10) == 0
+            counts = s.passed_through()
+        assert s.passed_through() == {}  # closed: nothing to read
+    assert counts == {Address("127.0.0.1", port): 2, Address("::ffff:127.0.0.1", port): 1}
