@@ -4,7 +4,8 @@ the file, the line and the field."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from kpy_ci.errors import UsageError
 
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 CONFIG_FILE = "kpy.yml"
+CONFIG_VARIABLE = "KPY_CONFIG"
+"""Names the kpy.yml to use instead of the one beside the test-sets (the action's config)."""
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,22 @@ def schema(name: str) -> dict[str, Any]:
     raise FileNotFoundError(f"schema {name} is not installed with kpy")
 
 
-def load(path: Path) -> Config:
-    """``path``/kpy.yml, or the defaults when there is none."""
+def config_file(path: Path, env: Mapping[str, str] = os.environ) -> Path | None:
+    """The kpy.yml in force: $KPY_CONFIG's (which must exist), else ``path``/kpy.yml when
+    it is there."""
+    named = env.get(CONFIG_VARIABLE)
+    if named:
+        if not Path(named).is_file():
+            raise UsageError(f"{named}: no such file (named by {CONFIG_VARIABLE})")
+        return Path(named)
     file = path / CONFIG_FILE
-    if not file.exists():
+    return file if file.exists() else None
+
+
+def load(path: Path) -> Config:
+    """The kpy.yml in force for test-sets under ``path``, or the defaults when there is none."""
+    file = config_file(path)
+    if file is None:
         return Config()
     data, node = read_yaml(file)
     validate(data, "config.schema.json", file, node)

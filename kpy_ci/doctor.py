@@ -105,6 +105,24 @@ CHECKS: list[tuple[str, Callable[[], tuple[bool, str]], bool, bool]] = [
 ]
 
 
+def in_container() -> bool:
+    """Whether this process runs in a Docker or Podman container (a job's ``container:``)."""
+    return Path("/.dockerenv").exists() or Path("/run/.containerenv").exists()
+
+
+def what_is_lacking(checks: list[Check], container: bool) -> str:
+    """One line saying what the machine lacks, for a CI annotation: each failed check's
+    finding, and for a container without the privileges, what to give it."""
+    failed = [c for c in checks if c.status == "FAIL"]
+    said = "; ".join(f"{c.name}: {c.detail}" for c in failed)
+    if container and any(c.name in ("privileges", "cgroup v2", "BPF programs") for c in failed):
+        said += (
+            "; this job runs in a container without the privileges eBPF needs: give it "
+            "`options: --privileged` (or run the job on the runner itself, with no container)"
+        )
+    return said
+
+
 def run_checks() -> Iterator[Check]:
     """Every check in order; the ones that need the others are skipped once one failed."""
     failed = False

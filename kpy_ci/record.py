@@ -22,6 +22,7 @@ from kpy_ci.errors import KpyError, Terminated
 from kpy_ci.proxy.dns import DnsProxy
 from kpy_ci.proxy.server import Egress, Ingress, ProxyLoop
 from kpy_ci.recording import Recording
+from kpy_ci.report import github
 from kpy_ci.schema import lock, openapi
 from kpy_ci.service import STOP_SECONDS, stop, wait_ready
 from kpy_ci.service_log import ServiceLog
@@ -183,6 +184,8 @@ def run(
         loop.close()
         if spawned:
             result = write(recording, interrupted or failure)
+            # a later step (upload, pull request) uses the set, also one written incomplete
+            github.append_outputs(os.environ, {"set-path": str(result.path)})
     if failure:
         raise RecordingFailed(f"{failure}; {result.where}")
     return result

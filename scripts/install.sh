@@ -20,8 +20,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   # bpftool is its own package on Debian; Ubuntu ships it in linux-tools.
   if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
-    rest=("${missing[@]/bpftool}")
-    apt-get install -y -qq --no-install-recommends ${rest[*]} linux-tools-common "linux-tools-$(uname -r)" >/dev/null
+    rest=()
+    for p in "${missing[@]}"; do [ "$p" = bpftool ] || rest+=("$p"); done
+    apt-get install -y -qq --no-install-recommends "${rest[@]}" linux-tools-common "linux-tools-$(uname -r)" >/dev/null
   fi
 fi
 

@@ -67,3 +67,20 @@ def test_configured_redaction() -> None:
     assert "k-123" not in text and "p-456" not in text and "k-789" not in text
     assert out["request"]["headers"] == [["X-Api-Key", REDACTED], ["Accept", "*/*"]]
     assert out["request"]["body"]["json"]["user"] == {"password": REDACTED, "name": "ann"}
+
+
+def test_kpy_config_names_the_file_in_force(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "kpy.yml").write_text("version: kpy/v1\nkind: Config\nnoise: [body.beside]\n")
+    named = tmp_path / "ci" / "kpy-ci.yml"
+    named.parent.mkdir()
+    named.write_text("version: kpy/v1\nkind: Config\nnoise: [body.named]\n")
+    monkeypatch.setenv("KPY_CONFIG", str(named))
+    assert config.load(tmp_path).noise == ("body.named",)
+    assert config.load(tmp_path).source == named
+    monkeypatch.setenv("KPY_CONFIG", str(tmp_path / "absent.yml"))
+    with pytest.raises(UsageError, match=r"absent.yml: no such file \(named by KPY_CONFIG\)"):
+        config.load(tmp_path)
+    monkeypatch.setenv("KPY_CONFIG", "")
+    assert config.load(tmp_path).noise == ("body.beside",)

@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from kpy_ci.doctor import Check, what_is_lacking
 from kpy_ci.ebpf.session import in_private_mounts
 from tests.conftest import KPY, child_env, leftover_cgroups
 from tests.ebpf.test_cgroup import UNMOUNT_CGROUP2
@@ -79,3 +80,28 @@ def test_doctor_says_what_is_missing() -> None:
     assert "FAIL privileges" in done.stdout and "BPF is unavailable" in done.stdout
     assert "skip redirect      skipped" in done.stdout
     assert done.stderr.strip() == "kpy: this machine cannot run kpy: privileges failed"
+
+
+def test_doctor_on_github_says_it_in_one_annotation() -> None:
+    env = {**child_env(), "GITHUB_ACTIONS": "true"}
+    argv = [*drop_caps("bpf,sys_admin,net_admin"), *KPY, "doctor"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 4
+    errors = [line for line in done.stdout.splitlines() if line.startswith("::error")]
+    assert len(errors) == 1, done.stdout
+    assert errors[0].startswith("::error title=kpy cannot run on this runner::privileges: ")
+    assert "BPF is unavailable" in errors[0] and "redirect" not in errors[0]
+
+
+def test_what_a_container_without_privileges_lacks() -> None:
+    checks = [
+        Check("kernel", "ok", "6.18"),
+        Check("privileges", "FAIL", "BPF is unavailable: kpy needs CAP_BPF"),
+        Check("redirect", "skip", "skipped: fix the failures above first"),
+    ]
+    assert what_is_lacking(checks, container=False) == (
+        "privileges: BPF is unavailable: kpy needs CAP_BPF"
+    )
+    said = what_is_lacking(checks, container=True)
+    assert said.startswith("privileges: BPF is unavailable") and "--privileged" in said
+    assert "--privileged" not in what_is_lacking([Check("kernel", "FAIL", "4.19")], True)

@@ -33,7 +33,7 @@ pg_password=demo-pg-$RANDOM$RANDOM; redis_password=demo-redis-$RANDOM$RANDOM
 rates_token=demo-token-$RANDOM$RANDOM
 
 echo "demo: PostgreSQL on 127.0.0.1:$pg_port, Redis on :$redis_port, rates API on :$rates_port"
-pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+pgbin=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 chown postgres "$work"
 # UTF8 whatever the machine's locale: a bare machine would give SQL_ASCII, whose text psycopg
 # returns as bytes
@@ -67,7 +67,7 @@ echo "demo: kpy record -c 'python examples/shop/app.py' --port $app_port --traff
   --resolv-conf "$work/resolv.conf" --dns-upstream 127.0.0.1:53
 
 echo "demo: the test-set, $out/shop:"
-ls "$out/shop" "$out/shop/tests" | sed 's/^/  /'
+(cd "$out/shop" && find . -type f | sort | sed 's/^/  /')
 "$python" - "$out/shop" <<'PY'
 import sys, collections, pathlib, yaml
 root = pathlib.Path(sys.argv[1])

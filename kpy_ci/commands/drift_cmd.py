@@ -24,7 +24,10 @@ path_option = click.option(
     help="Where the test-sets are.",
 )
 dsn_option = click.option(
-    "--dsn", help="Today's database: a PostgreSQL URL kpy reads the schema from (never shown)."
+    "--dsn",
+    envvar="KPY_DSN",
+    help="Today's database: a PostgreSQL URL kpy reads the schema from (never shown; "
+    "or from $KPY_DSN, which keeps it off the command line).",
 )
 migrations_option = click.option(
     "--migrations",

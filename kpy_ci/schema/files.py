@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from kpy_ci.config import CONFIG_FILE, Loader, line_of
+from kpy_ci.config import Loader, config_file, line_of
 from kpy_ci.schema.documents import dotted, first_error, schema
 from kpy_ci.schema.model import Problem
 from kpy_ci.store.reader import documents
@@ -108,9 +108,9 @@ class _Mocks:
 
 
 def check_config(root: Path) -> list[Problem]:
-    """The problem with ``root``/kpy.yml, if it is there and has one."""
-    file = root / CONFIG_FILE
-    return check_file(file, "config.schema.json") if file.exists() else []
+    """The problem with the kpy.yml in force (``root``/kpy.yml), if there is one and it has one."""
+    file = config_file(root)
+    return check_file(file, "config.schema.json") if file is not None else []
 
 
 def check_file(path: Path, schema_name: str) -> list[Problem]:
