@@ -10,4 +10,5 @@ export KPY_BPF_OBJECT="$PWD/build/kpy.bpf.o"   # the tests load the fresh build
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+scripts/lint-workflows.sh
 .venv/bin/pytest "$@"

@@ -119,6 +119,13 @@ class Run:
     """act's messages, one per line, for assertion messages."""
     artifacts: Path
 
+    @classmethod
+    def joined(cls, runs: list[Run]) -> Run:
+        """Several runs read as one (the jobs of one workflow run one by one)."""
+        code = next((r.returncode for r in runs if r.returncode), 0)
+        events = [e for r in runs for e in r.events]
+        return cls(code, events, "\n".join(r.log for r in runs), runs[0].artifacts)
+
     def annotations(self, level: str = "error") -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("command") == level]
 
@@ -155,8 +162,17 @@ class Act:
     action: Path
     artifacts: Path
     env: dict[str, str] = field(default_factory=dict)
+    variables: dict[str, str] = field(default_factory=dict)
+    """The repository's ``vars``."""
+    secrets: dict[str, str] = field(default_factory=dict)
 
-    def run(self, workflow: str, job: str | None = None, event: str = "workflow_dispatch") -> Run:
+    def run(
+        self,
+        workflow: str,
+        job: str | None = None,
+        event: str = "workflow_dispatch",
+        matrix: str | None = None,
+    ) -> Run:
         argv = [
             str(ACT),
             event,
@@ -173,8 +189,14 @@ class Act:
         ]
         if job is not None:
             argv += ["-j", job]
+        if matrix is not None:  # one combination ("shard:1")
+            argv += ["--matrix", matrix]
         for name, value in {**self.env, "ACT_ARTIFACTS": str(self.artifacts)}.items():
             argv += ["--env", f"{name}={value}"]
+        for name, value in self.variables.items():
+            argv += ["--var", f"{name}={value}"]
+        for name, value in self.secrets.items():
+            argv += ["--secret", f"{name}={value}"]
         home = Path(f"/home/{RUNNER}")
         env = {
             "HOME": str(home),
