@@ -7,6 +7,7 @@ Exit codes: 0 passed, 1 failed, 2 usage or bad files, 3 re-record needed, 4 envi
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import traceback
@@ -28,6 +29,9 @@ from kpy_ci.commands import (
 from kpy_ci.errors import KpyError, Terminated
 
 EXIT_BUG, EXIT_INTERRUPTED, EXIT_TERMINATED = 70, 130, 143
+DSN_VARIABLE = "KPY_DSN"
+"""--dsn's default: taken out of kpy's environment at once, so the service, which inherits
+that environment, never sees a DSN meant for kpy alone."""
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -54,9 +58,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     # a background job of a non-interactive shell inherits SIGINT ignored; kpy wants ^C
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    dsn = os.environ.pop(DSN_VARIABLE, None)
+    defaults = {name: {"dsn": dsn} for name in ("drift", "test")} if dsn else None
     try:
         result = cli.main(
-            list(argv if argv is not None else sys.argv[1:]), "kpy", standalone_mode=False
+            list(argv if argv is not None else sys.argv[1:]),
+            "kpy",
+            standalone_mode=False,
+            default_map=defaults,
         )
     except click.exceptions.Exit as e:
         return e.exit_code

@@ -24,6 +24,18 @@ def test_run_exits_with_the_commands_code() -> None:
     assert (done.returncode, done.stdout, done.stderr) == (0, "out\n", "err\n")
 
 
+def test_kpy_dsn_is_kpys_alone() -> None:
+    """$KPY_DSN is --dsn's default for kpy; the command kpy starts never sees it."""
+    done = subprocess.run(
+        [*KPY, "run", "-c", "printenv KPY_DSN || echo absent"],
+        env={**child_env(), "KPY_DSN": "postgresql://kpy:secret@127.0.0.1:1/x"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout) == (0, "absent\n"), done.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

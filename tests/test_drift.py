@@ -155,6 +155,9 @@ def test_drift_annotates_the_migration_line_and_sets_outputs(sets: Sets, tmp_pat
         if line.startswith("::error ")
     }
     assert annotated == expected, done.stdout
+    # the same DSN from $KPY_DSN (the action's dsn input), never on the command line
+    again = kpy("drift", "--path", str(sets.plain), env={**env, "KPY_DSN": db.dsn()})
+    assert (again.returncode, again.stdout) == (3, done.stdout), again.stderr
 
 
 def test_drift_is_clean_on_the_schema_recorded(sets: Sets, tmp_path: Path) -> None:

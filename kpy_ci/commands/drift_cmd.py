@@ -25,7 +25,6 @@ path_option = click.option(
 )
 dsn_option = click.option(
     "--dsn",
-    envvar="KPY_DSN",
     help="Today's database: a PostgreSQL URL kpy reads the schema from (never shown; "
     "or from $KPY_DSN, which keeps it off the command line).",
 )

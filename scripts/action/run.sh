@@ -75,7 +75,13 @@ if [ -n "$KPY_IN_ARGS" ]; then
     fail "input args cannot be split: $KPY_IN_ARGS"
 fi
 # a DSN holds a password: it reaches kpy through its environment, never its command line
-if [ -n "$KPY_IN_DSN" ]; then export KPY_DSN=$KPY_IN_DSN; fi
+# (and kpy keeps it from the service's); only the modes that read a schema take it
+if [ -n "$KPY_IN_DSN" ]; then
+  case "$KPY_IN_MODE:$KPY_IN_CHECK_DRIFT" in
+    drift:* | test:true) export KPY_DSN=$KPY_IN_DSN ;;
+    *) fail "the dsn input goes with mode drift, or mode test with check-drift" ;;
+  esac
+fi
 if [ -n "$KPY_IN_CONFIG" ]; then export KPY_CONFIG=$KPY_IN_CONFIG; fi
 echo "kpy ${args[*]} ${extra[*]}"
 as_root "$KPY" "${args[@]}" "${extra[@]}"

@@ -3,7 +3,8 @@ act on a user's repository holding the sample shop and its recorded set, as the 
 user: the gate passes; a pull request with a migration fails the stale tests as schema
 drift, annotated on the migration's line; the scheduled job re-records just those tests on
 the migrated staging database and ends with the new set committed on a branch (opening the
-pull request is the one step that needs GitHub).
+pull request is the one step that needs GitHub); with every dependency stopped, the gate
+passes on that branch.
 
 The examples are used as they are, but for the service's port (8080 in them; here the
 port the set was recorded on, free on this machine)."""
@@ -22,6 +23,7 @@ from tests.action.act import (
     action_copy,
     artifacts_dir,
     ensure_runner,
+    give_to_runner,
     repository,
     runner_dir,
 )
@@ -153,6 +155,12 @@ def test_the_gate_then_drift_then_the_rerecord_job_then_the_gate_again() -> None
             tests_changed = sorted(f for f in changed if "/tests/" in f)
             assert tests_changed == stale, (tests_changed, stale)
             assert all(f.startswith("kpy/staging/") for f in changed)
+        # 4. every dependency is gone: the gate on the re-record branch is green again
+        git(repo, "checkout", "-q", "kpy/rerecord")
+        give_to_runner(repo)
+        gate = gate_run(act)
+        assert gate.returncode == 0, gate.log
+        assert not gate.annotations()
     finally:
         shutil.rmtree(base, ignore_errors=True)
     no_kpy_left()
