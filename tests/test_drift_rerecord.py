@@ -18,10 +18,9 @@ import yaml
 from junitparser import JUnitXml
 
 from tests import drift_helpers
-from tests.dns_server import DnsServer
 from tests.examples.shop import SHOP, TRAFFIC_LINES, reset, shop_env
-from tests.servers import pg_bin, postgres_server, redis_server
-from tests.test_record import TRAFFIC, kpy_record, rates_service
+from tests.servers import pg_bin
+from tests.test_record import TRAFFIC, kpy_record, shop_stack
 
 RETYPE = "ALTER TABLE products\n    ALTER COLUMN price TYPE numeric(12, 3);\n"
 
@@ -45,13 +44,7 @@ def test_check_drift_then_rerecord_the_stale_tests_then_replay_green(tmp_path: P
     resolv = tmp_path / "resolv.conf"
     resolv.write_text("nameserver 127.0.0.53\n")
     app = shlex.join([sys.executable, str(SHOP / "app.py")])
-    with (
-        postgres_server() as pg,
-        redis_server(tmp_path / "redis") as redis,
-        rates_service(tmp_path) as rates_port,
-        DnsServer({}) as dns,
-    ):
-        reset(pg, redis)
+    with shop_stack(tmp_path) as (pg, redis, rates_port, dns):
         argv, env = kpy_record(pg, redis, rates_port, out, dns, TRAFFIC, "--set", "shop")
         done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
         assert done.returncode == 0, done.stderr

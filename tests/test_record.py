@@ -32,7 +32,14 @@ from tests.examples.shop import (
     reset,
     shop_env,
 )
-from tests.servers import PG_PASSWORD, REDIS_PASSWORD, Postgres, Redis
+from tests.servers import (
+    PG_PASSWORD,
+    REDIS_PASSWORD,
+    Postgres,
+    Redis,
+    postgres_server,
+    redis_server,
+)
 
 TRAFFIC = f"{sys.executable} {SHOP / 'traffic.py'}"
 
@@ -49,6 +56,20 @@ def rates_service(tmp_path: Path) -> Iterator[int]:
     ) as rates:
         _wait(lambda: f"listening on 127.0.0.1:{port}" in _read(log), rates, log, 30)
         yield port
+
+
+@contextmanager
+def shop_stack(tmp: Path) -> Iterator[tuple[Postgres, Redis, int, DnsServer]]:
+    """What the shop is recorded on, each fresh and its own: PostgreSQL and Redis reset to
+    the seed, the rates API (its port), and a DNS server that knows no name."""
+    with (
+        postgres_server() as pg,
+        redis_server(tmp / "redis") as redis,
+        rates_service(tmp) as rates_port,
+        DnsServer({}) as dns,
+    ):
+        reset(pg, redis)
+        yield pg, redis, rates_port, dns
 
 
 def kpy_record(

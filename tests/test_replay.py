@@ -21,11 +21,9 @@ from junitparser import JUnitXml
 
 from kpy_ci.replay import in_shard
 from tests.conftest import KPY, child_env, leftover_cgroups, no_kpy_left
-from tests.dns_server import DnsServer
-from tests.examples.shop import RATES_TOKEN, SHOP, TRAFFIC_LINES, reset, shop_env
+from tests.examples.shop import RATES_TOKEN, SHOP, TRAFFIC_LINES, shop_env
 from tests.report.test_junit import validates
-from tests.servers import postgres_server, redis_server
-from tests.test_record import TRAFFIC, kpy_record, rates_service
+from tests.test_record import TRAFFIC, kpy_record, shop_stack
 from tests.test_replay_generic import line_server
 
 
@@ -42,13 +40,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
     """The shop recorded on servers of its own, which are gone when this yields."""
     tmp = tmp_path_factory.mktemp("replay")
     out = tmp / "kpy"
-    with (
-        postgres_server() as pg,
-        redis_server(tmp / "redis") as redis,
-        rates_service(tmp) as rates_port,
-        DnsServer({}) as dns,
-    ):
-        reset(pg, redis)
+    with shop_stack(tmp) as (pg, redis, rates_port, dns):
         argv, env = kpy_record(pg, redis, rates_port, out, dns, TRAFFIC, "--set", "shop")
         done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
         assert done.returncode == 0, done.stderr

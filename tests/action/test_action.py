@@ -26,10 +26,9 @@ from tests.action.act import (
     runner_dir,
 )
 from tests.conftest import ROOT, no_kpy_left
-from tests.dns_server import DnsServer
-from tests.examples.shop import SHOP, TRAFFIC_LINES, reset, shop_env
-from tests.servers import PG_PASSWORD, free_port, postgres_server, redis_server
-from tests.test_record import rates_service
+from tests.examples.shop import SHOP, TRAFFIC_LINES, shop_env
+from tests.servers import PG_PASSWORD, free_port
+from tests.test_record import shop_stack
 
 WORKFLOW = Path(__file__).resolve().parent / "workflows" / "shop.yml"
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -58,13 +57,7 @@ def recorded() -> Iterator[Recorded]:
     )
     action = action_copy(base / "action")
     artifacts = artifacts_dir(base / "artifacts")
-    with (
-        postgres_server() as pg,
-        redis_server(base / "redis") as redis,
-        rates_service(base) as rates_port,
-        DnsServer({}) as dns,
-    ):
-        reset(pg, redis)
+    with shop_stack(base) as (pg, redis, rates_port, dns):
         env = shop_env(pg, redis, free_port(), rates_port)
         act = Act(
             repo, action, artifacts, {**env, "SHOP_PYTHON": PYTHON, "DNS_PORT": str(dns.port)}

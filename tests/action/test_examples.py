@@ -28,11 +28,10 @@ from tests.action.act import (
     runner_dir,
 )
 from tests.conftest import ROOT, no_kpy_left
-from tests.dns_server import DnsServer
-from tests.examples.shop import SHOP, TRAFFIC_LINES, reset
-from tests.servers import pg_bin, postgres_server, redis_server
+from tests.examples.shop import SHOP, TRAFFIC_LINES
+from tests.servers import pg_bin
 from tests.test_drift_rerecord import RETYPE
-from tests.test_record import TRAFFIC, kpy_record, rates_service
+from tests.test_record import TRAFFIC, kpy_record, shop_stack
 
 EXAMPLES = ROOT / "examples" / "workflows"
 SEED = """#!/usr/bin/env bash
@@ -70,13 +69,7 @@ def test_the_gate_then_drift_then_the_rerecord_job_then_the_gate_again() -> None
     ensure_runner()
     base = runner_dir()
     try:
-        with (
-            postgres_server() as pg,
-            redis_server(base / "redis") as redis,
-            rates_service(base) as rates_port,
-            DnsServer({}) as dns,
-        ):
-            reset(pg, redis)
+        with shop_stack(base) as (pg, redis, rates_port, dns):
             argv, env = kpy_record(
                 pg, redis, rates_port, base / "kpy", dns, TRAFFIC, "--set", "staging"
             )
