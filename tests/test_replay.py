@@ -214,7 +214,8 @@ def test_github_actions_reports(recorded: Recorded, tmp_path: Path) -> None:
     [changed] = [a for a in annotations if "test-4.yaml" in a]
     line = int(changed.split(",line=")[1].split(",")[0])
     test_file = recorded.kpy / "shop" / "tests" / "test-4.yaml"
-    assert test_file.read_text().splitlines()[line - 1].strip() == "price: '19.99'"
+    at = test_file.read_text().splitlines()[line - 1].strip()
+    assert at == "price: '19.99'", (changed, done.stderr)
     values = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
     assert values["total"] == str(TRAFFIC_LINES) and int(values["failed"]) >= 1
     assert int(values["passed"]) + int(values["failed"]) == TRAFFIC_LINES
