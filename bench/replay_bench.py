@@ -76,6 +76,7 @@ import httpx  # noqa: E402
 from children import commit  # noqa: E402  (bench/, the script's own folder)
 
 from kpy_ci import replay as replay_mod  # noqa: E402
+from kpy_ci import resend  # noqa: E402
 from kpy_ci.config import load as load_config  # noqa: E402
 from kpy_ci.ebpf import cgroup  # noqa: E402
 from kpy_ci.ebpf.session import check_privileges  # noqa: E402
@@ -263,11 +264,7 @@ def run_in_process(test_set: Path, env: dict[str, str], tmp: Path) -> dict[str, 
 
 def send_recorded(client: httpx.Client, base_url: str, request: dict[str, Any]) -> int:
     """One recorded request, sent as kpy's runner sends it (recorded headers, no others)."""
-    headers = [
-        (name, value)
-        for name, value in request["headers"]
-        if name.lower() not in replay_mod.HOP_BY_HOP
-    ]
+    headers = resend.headers_to_send(request, {})
     body = request.get("body")
     content = http.encode_body(body, request["headers"]) if body is not None else b""
     sent = client.build_request(
