@@ -159,7 +159,13 @@ def run(
             service_log.start(service.stdout)
             try:
                 not_ready = wait_ready(
-                    service, internal, opts.ready_url, opts.ready_timeout, service_log, opts.port
+                    service,
+                    internal,
+                    opts.ready_url,
+                    opts.ready_timeout,
+                    service_log,
+                    opts.port,
+                    group=session.cgroup,
                 )
                 if not_ready is not None:
                     raise RecordingFailed(not_ready)

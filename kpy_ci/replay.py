@@ -132,7 +132,14 @@ def _replay_set(
             assert service.stdout is not None
             service_log.start(service.stdout)
             try:
-                error = wait_ready(service, port, opts.ready_url, opts.ready_timeout, service_log)
+                error = wait_ready(
+                    service,
+                    port,
+                    opts.ready_url,
+                    opts.ready_timeout,
+                    service_log,
+                    group=session.cgroup,
+                )
                 if error is None:
                     print(f"kpy: replaying {test_set.name} ({len(tests)} tests)", file=log)
                     if not test_set.meta.get("complete", True):
