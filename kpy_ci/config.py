@@ -35,6 +35,10 @@ class Config:
     """The OpenAPI document (a file relative to kpy.yml, or a URL) of each outbound host."""
     service_openapi: str | None = None
     """The service's own OpenAPI document, for its test cases."""
+    tls_ca_files: tuple[str, ...] = ()
+    """CA files the service's own configuration names: shown to it with kpy's CA added."""
+    tls_opaque: tuple[str, ...] = ()
+    """Server names whose TLS kpy relays as it is."""
     source: Path | None = field(default=None, compare=False)
 
 
@@ -76,6 +80,8 @@ def load(path: Path) -> Config:
         dsn_env=(dsn_env,) if isinstance(dsn_env, str) else tuple(dsn_env),
         openapi=dict(schemas.get("openapi", {})),
         service_openapi=schemas.get("service_openapi"),
+        tls_ca_files=tuple(data.get("tls", {}).get("ca_files", ())),
+        tls_opaque=tuple(name.lower() for name in data.get("tls", {}).get("opaque", ())),
         source=file,
     )
 

@@ -142,10 +142,13 @@ class MockStore:
         self._misses: list[Miss] = []
         self._served: list[str] = []  # since the last end_test
         self.last_call = 0.0  # time.monotonic() of the last call served or missed
+        self._tls: dict[str, Doc] = {}  # by destination, and by the name the service asked for
         self._lock = threading.Lock()
         try:
             for span, doc in self._file.scan():
                 self._add(_entry(span, doc))
+                if "tls" in doc:
+                    self._note_tls(doc["destination"], doc["tls"])
                 if substitutions is not None:
                     substitutions.note_seen(doc["response"])
         except BaseException:
@@ -162,6 +165,18 @@ class MockStore:
         if e.shape is not None:
             self._shapes.setdefault(e.shape, []).append(e)
         self._by_protocol.setdefault(e.protocol, []).append(e)
+
+    def _note_tls(self, destination: str, tls: Doc) -> None:
+        self._tls.setdefault(destination, tls)
+        if tls.get("server_name"):
+            self._tls.setdefault(tls["server_name"], tls)
+
+    def recorded_tls(self, destination: str, server_name: str | None = None) -> Doc | None:
+        """What the recording says of TLS to this server (``tls`` of its mocks): by the name
+        the service asks for, else by where it connects; None when it was not TLS."""
+        if server_name and server_name in self._tls:
+            return self._tls[server_name]
+        return self._tls.get(destination)
 
     def close(self) -> None:
         self._file.close()

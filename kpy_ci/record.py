@@ -21,12 +21,14 @@ from kpy_ci.ebpf.session import Session
 from kpy_ci.errors import KpyError, Terminated
 from kpy_ci.proxy.dns import DnsProxy
 from kpy_ci.proxy.server import Egress, Ingress, ProxyLoop
+from kpy_ci.proxy.tls import Interception, Termination
 from kpy_ci.recording import Recording
 from kpy_ci.report import github
 from kpy_ci.schema import lock, openapi
 from kpy_ci.service import STOP_SECONDS, stop, wait_ready
 from kpy_ci.service_log import ServiceLog
 from kpy_ci.store import testset
+from kpy_ci.trust import trusting
 
 
 class RecordingFailed(KpyError):
@@ -118,6 +120,8 @@ def run(
     service down, then ``write`` (once the service has started, whatever happened)."""
     service_log = service_log or ServiceLog(log)
     recording = Recording()
+    termination = Termination()
+    trust = contextlib.ExitStack()
     loop = ProxyLoop()
     session: Session | None = None
     interrupted: str | None = None
@@ -128,7 +132,13 @@ def run(
         return session.original_destination(peer) if session is not None else None
 
     try:
-        egress = loop.listen(Address("127.0.0.1", 0), Egress(recording, lookup).handle)
+        trusted = trust.enter_context(
+            trusting(os.environ, termination.authority.certificate_pem, opts.config.tls_ca_files)
+        )
+        interception = Interception(trusted.trust, termination, set(opts.config.tls_opaque))
+        egress = loop.listen(
+            Address("127.0.0.1", 0), Egress(recording, lookup, interception).handle
+        )
         dns_port = None
         upstream = opts.dns_upstream or system_resolver()
         if upstream is not None:
@@ -151,6 +161,8 @@ def run(
             service = session.spawn(
                 opts.command,
                 resolv_conf=opts.resolv_conf,
+                mounts=trusted.mounts,
+                env=trusted.env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
             )
@@ -188,6 +200,7 @@ def run(
         raise
     finally:
         loop.close()
+        trust.close()
         if spawned:
             result = write(recording, interrupted or failure)
             # a later step (upload, pull request) uses the set, also one written incomplete

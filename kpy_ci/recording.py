@@ -18,7 +18,7 @@ from typing import Literal
 
 from kpy_ci.ebpf.maps import Address
 from kpy_ci.protocols import generic
-from kpy_ci.protocols.base import Exchange, Protocol, Recorder, text_or_base64
+from kpy_ci.protocols.base import Doc, Exchange, Protocol, Recorder, text_or_base64
 from kpy_ci.protocols.registry import sniff
 
 Side = Literal["client", "server", "close"]
@@ -34,6 +34,7 @@ class Recorded:
     connection: int
     order: int  # its place among the exchanges of its connection
     destination: Address
+    tls: Doc | None = None  # what the mocks say of the connection's TLS (proxy/tls.py)
 
 
 @dataclass
@@ -44,6 +45,7 @@ class _Connection:
     destination: Address
     recorder: Recorder | None
     count: int = 0
+    tls: Doc | None = None
 
 
 @dataclass
@@ -72,14 +74,22 @@ class Recording:
         self._next_id = 0
         self._lock = threading.Lock()
 
-    def open(self, protocol: Protocol | None, direction: Direction, destination: Address) -> Tap:
+    def open(
+        self,
+        protocol: Protocol | None,
+        direction: Direction,
+        destination: Address,
+        tls: Doc | None = None,
+    ) -> Tap:
         """A connection's tap; ``protocol`` None when its client has said nothing yet: the
         first chunk decides (the client's bytes sniffed, or generic if the server spoke
-        first), as the replay decides."""
+        first), as the replay decides. ``tls``: the connection is inside TLS (or begins it
+        later: ``Tap.tls``)."""
         with self._lock:
             self._next_id += 1
             recorder = protocol.recorder() if protocol is not None else None
             conn = _Connection(self._next_id, protocol, direction, destination, recorder)
+            conn.tls = tls
             self._connections[conn.id] = conn
         return Tap(conn.id, self)
 
@@ -96,6 +106,10 @@ class Recording:
             self._next_id += 1
             connection = self._next_id
         self._store(Recorded(exchange, "outbound", connection, 1, destination))
+
+    def set_tls(self, connection: int, tls: Doc) -> None:
+        with self._lock:
+            self._connections[connection].tls = tls
 
     def warn(self, message: str) -> None:
         """Kept for the test-set and said at the end, once."""
@@ -166,7 +180,9 @@ class Recording:
                 "did not re-encode to the bytes the server sent; kept the bytes as 'raw'"
             )
         conn.count += 1
-        self._store(Recorded(exchange, conn.direction, conn.id, conn.count, conn.destination))
+        self._store(
+            Recorded(exchange, conn.direction, conn.id, conn.count, conn.destination, conn.tls)
+        )
 
 
 _SIDES: tuple[Side, ...] = ("client", "server", "close")
@@ -196,3 +212,7 @@ class Tap:
 
     def close(self) -> None:
         self._recording.capture(self.id, "close", b"")
+
+    def tls(self, info: Doc) -> None:
+        """The connection went on inside TLS (after PostgreSQL's SSLRequest)."""
+        self._recording.set_tls(self.id, info)

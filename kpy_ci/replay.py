@@ -9,7 +9,9 @@ Reads the service no longer makes are listed as unused mocks, and fail nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,6 +33,7 @@ from kpy_ci.protocols import http
 from kpy_ci.protocols.base import Doc
 from kpy_ci.proxy.dns import MockDns
 from kpy_ci.proxy.server import MockEgress, ProxyLoop
+from kpy_ci.proxy.tls import Termination
 from kpy_ci.report import console
 from kpy_ci.report.model import Miss, RunResult, SetResult, TestResult
 from kpy_ci.service import listening_host, stop, wait_ready
@@ -38,6 +41,7 @@ from kpy_ci.service_log import ServiceLog
 from kpy_ci.store.atomic import write_file
 from kpy_ci.store.reader import TestCase, TestSet, find_sets, load_set
 from kpy_ci.store.serializer import dump
+from kpy_ci.trust import trusting
 
 QUIET_SECONDS = 0.015  # after a response, calls still coming belong to the same test
 QUIET_MAX_SECONDS = 2.0
@@ -107,6 +111,8 @@ def _replay_set(
         substitutions,
         ledger,
     )
+    termination = Termination()
+    trust = contextlib.ExitStack()
     loop = ProxyLoop()
     session: Session | None = None
 
@@ -114,7 +120,10 @@ def _replay_set(
         return session.original_destination(peer) if session is not None else None
 
     try:
-        egress = loop.listen(Address("127.0.0.1", 0), MockEgress(store, lookup).handle)
+        trusted = trust.enter_context(
+            trusting(os.environ, termination.authority.certificate_pem, opts.config.tls_ca_files)
+        )
+        egress = loop.listen(Address("127.0.0.1", 0), MockEgress(store, lookup, termination).handle)
         dns_port = MockDns(loop, store).start()
         session = Session(
             egress,
@@ -126,6 +135,8 @@ def _replay_set(
             service = session.spawn(
                 opts.command,
                 resolv_conf=opts.resolv_conf,
+                mounts=trusted.mounts,
+                env=trusted.env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
             )
@@ -157,6 +168,7 @@ def _replay_set(
                 service_log.wait()
     finally:
         loop.close()
+        trust.close()
         store.close()
     result.unused = [line_of(e) for e in store.unused()]
     result.log_tail = service_log.tail(40)

@@ -4,7 +4,8 @@
 fixed table. Every request must carry ``Authorization: Bearer <RATES_TOKEN>`` (401
 otherwise): the token is the secret kpy must never write into a recording.
 
-Environment: RATES_TOKEN (required); PORT (8081). Standard library only.
+Environment: RATES_TOKEN (required); PORT (8081); TLS_CERT and TLS_KEY (PEM files: then it
+serves HTTPS). Standard library only.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import hmac
 import json
 import os
 import signal
+import ssl
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -80,6 +82,10 @@ def main() -> int:
     port = int(os.environ.get("PORT", "8081"))
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like ^C
     with RatesServer(("127.0.0.1", port), token) as server:
+        if os.environ.get("TLS_CERT"):  # HTTPS, as real APIs are
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(os.environ["TLS_CERT"], os.environ.get("TLS_KEY"))
+            server.socket = context.wrap_socket(server.socket, server_side=True)
         print(f"rates: listening on 127.0.0.1:{port}", file=sys.stderr, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()

@@ -172,18 +172,23 @@ class Session:
         args: Sequence[str] | str,
         *,
         resolv_conf: Path | None = None,
+        mounts: Mapping[Path, Path] | None = None,
         **popen: Any,
     ) -> subprocess.Popen[Any]:
         """Start a process inside the cgroup (a str runs through /bin/sh). With
-        ``resolv_conf``, the process gets its own mount namespace where that file stands
-        at /etc/resolv.conf. It leads a new session, so a ^C reaches kpy, not it."""
+        ``resolv_conf`` or ``mounts`` (file -> the path it is to stand at), the process gets
+        its own mount namespace where each file stands in its place (resolv_conf at
+        /etc/resolv.conf). It leads a new session, so a ^C reaches kpy, not it."""
         if self.cgroup is None:
             raise RuntimeError("Session.spawn before start")
         if resolv_conf is not None and not resolv_conf.is_file():
             raise EnvironmentProblem(f"{resolv_conf}: no such file (resolv.conf for the service)")
+        binds = dict(mounts or {})
+        if resolv_conf is not None:
+            binds[resolv_conf] = Path("/etc/resolv.conf")
         argv = ["/bin/sh", "-c", args] if isinstance(args, str) else list(args)
         child = subprocess.Popen(
-            entering_argv(self.cgroup, resolv_conf) + argv, start_new_session=True, **popen
+            entering_argv(self.cgroup, binds) + argv, start_new_session=True, **popen
         )
         self._children.append(child)
         return child
@@ -235,17 +240,22 @@ class Session:
             raise EnvironmentProblem(f"tearing the session down: {errors[0]}")
 
 
-def entering_argv(group: Path, resolv_conf: Path | None) -> list[str]:
-    """A prefix that moves the process into ``group`` (and mounts ``resolv_conf``) and then
-    execs the rest of the argv in place, so the service is confined from its first
-    instruction. A shell, not preexec_fn: forking a threaded Python and running Python code
-    in the child can deadlock."""
+def entering_argv(group: Path, binds: Mapping[Path, Path] | None = None) -> list[str]:
+    """A prefix that moves the process into ``group`` (and bind-mounts each file of
+    ``binds`` over its target) and then execs the rest of the argv in place, so the service
+    is confined from its first instruction. A shell, not preexec_fn: forking a threaded
+    Python and running Python code in the child can deadlock."""
     procs = str(group / "cgroup.procs")
-    if resolv_conf is None:
+    if not binds:
         script = 'echo 0 > "$0" && exec "$@"'
         return ["/bin/sh", "-c", script, procs]
-    script = 'mount --bind "$1" /etc/resolv.conf && echo 0 > "$0" && shift && exec "$@"'
-    return [*in_private_mounts(script), procs, str(resolv_conf.resolve())]
+    # "$0" the cgroup, then (file, target) pairs, then the service's argv
+    script = (
+        f'n={len(binds)}; while [ "$n" -gt 0 ]; do mount --bind "$1" "$2" && shift 2 '
+        '|| exit 125; n=$((n - 1)); done; echo 0 > "$0" && exec "$@"'
+    )
+    pairs = [str(p) for source, target in binds.items() for p in (source.resolve(), target)]
+    return [*in_private_mounts(script), procs, *pairs]
 
 
 # Shell: make '/' private, unless it is no mount at all (a chroot): see

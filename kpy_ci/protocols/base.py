@@ -142,7 +142,11 @@ class Protocol:
     """The bytes the server sent, from an exchange's ``response``."""
     answer_locally: Callable[[bytes], tuple[int, bytes] | None] | None = None
     """For an opening request kpy answers itself instead of the server (PostgreSQL's
-    SSLRequest: 'N', so the session goes on in plain text): (bytes used, answer)."""
+    GSSENCRequest: 'N', so the session goes on without GSSAPI): (bytes used, answer)."""
+    starttls: Callable[[bytes], tuple[int, bytes] | None] | None = None
+    """For an opening request that asks the server to begin TLS (PostgreSQL's SSLRequest):
+    (its size, the answer that says yes). Recording asks the real server and, on yes, kpy
+    ends TLS on both sides; replay says yes when the recording's connection was TLS."""
     matcher: Matcher | None = None
     mock_server: Callable[[MockSource], MockServer] | None = None
     """Replay: a server for one connection that answers from mocks."""

@@ -6,9 +6,10 @@ What one exchange is:
 
 - the start-up: the StartupMessage's parameters, and the server's messages from
   AuthenticationOk through the first ReadyForQuery (``reusable``). Authentication between
-  the two is never kept: the request only says ``auth: {method: ...}``; an SSLRequest or
-  GSSENCRequest (which the proxy answers 'N' itself) only sets ``ssl_requested`` /
-  ``gssenc_requested``;
+  the two is never kept: the request only says ``auth: {method: ...}``; an SSLRequest
+  (answered by the real server; on 'S' the proxy ends TLS on both sides, and what is seen
+  here is what flowed inside) or a GSSENCRequest (answered 'N' by the proxy) only sets
+  ``ssl_requested`` / ``gssenc_requested``;
 - a simple query (Query), or a function call, up to its ReadyForQuery;
 - an extended query: the client's messages through Sync (Parse, Bind, Describe, Execute,
   Close, Flush), up to its ReadyForQuery. Units in flight pair with ReadyForQuery in order
@@ -193,8 +194,9 @@ class PostgresRecorder:
 
     def _from_server(self, frame: Frame, at: int) -> list[Exchange]:
         if len(frame.raw) == 1:  # the answer to SSLRequest/GSSENCRequest
-            if frame.tag != "N":
-                raise ProtocolError(f"the server answered {frame.tag!r}: encrypted from here")
+            # 'S': TLS begins, and kpy, which ends it on both sides, passes on what is inside
+            if frame.tag not in ("N", "S"):
+                raise ProtocolError(f"the server answered {frame.tag!r} to an encryption request")
             return []
         if frame.tag == "R" and frame.raw != AUTH_OK:
             self._note_auth_request(frame.raw)
@@ -255,15 +257,20 @@ def encode_response(response: Doc) -> bytes:
 
 
 def answer_locally(first: bytes) -> tuple[int, bytes] | None:
-    """SSLRequest and GSSENCRequest are kpy's to answer: 'N' (no encryption), so a client in
-    ``sslmode=prefer`` (libpq's default) goes on in plain text, which kpy can record, even
-    when the real server offers TLS. A client that requires TLS then fails, clearly."""
-    if len(first) >= 8 and first[4:8] in _ENCRYPTION_CODES and first[:4] == b"\0\0\0\x08":
+    """GSSENCRequest is kpy's to answer: 'N' (kpy cannot take part in GSSAPI encryption),
+    and libpq goes on to SSLRequest or plain text, which kpy can record."""
+    if first[:8] == _GSSENC:
         return 8, b"N"
     return None
 
 
-_ENCRYPTION_CODES = {struct.pack(">I", SSL_REQUEST), struct.pack(">I", GSSENC_REQUEST)}
+def starttls(first: bytes) -> tuple[int, bytes] | None:
+    """SSLRequest asks for TLS; 'S' says yes (the real server's answer, when recording)."""
+    return (8, b"S") if first[:8] == _SSL else None
+
+
+_GSSENC = struct.pack(">II", 8, GSSENC_REQUEST)
+_SSL = struct.pack(">II", 8, SSL_REQUEST)
 
 PROTOCOL = Protocol(
     name="postgres",
@@ -271,4 +278,5 @@ PROTOCOL = Protocol(
     recorder=PostgresRecorder,
     encode_response=encode_response,
     answer_locally=answer_locally,
+    starttls=starttls,
 )

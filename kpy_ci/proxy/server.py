@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -21,11 +22,22 @@ from typing import Any, TypeVar
 from kpy_ci.ebpf.maps import Address
 from kpy_ci.errors import EnvironmentProblem
 from kpy_ci.mock_store import MockStore
-from kpy_ci.protocols import generic, http
+from kpy_ci.protocols import generic, http, tls
 from kpy_ci.protocols.base import Doc, MockServer, Protocol
 from kpy_ci.protocols.registry import sniff
+from kpy_ci.proxy.tls import (
+    Intercepted,
+    Interception,
+    Opaque,
+    Streams,
+    Termination,
+    TlsFailed,
+    TlsStream,
+    read_client_hello,
+)
 from kpy_ci.recording import Recording, Tap
 from kpy_ci.report.model import Miss
+from kpy_ci.trust import ServiceTrust
 
 CHUNK = 256 * 1024
 CLOSE_SECONDS = 5.0
@@ -152,11 +164,15 @@ async def splice(
 
 class Egress:
     """Where eBPF sends the service's connections: find where each was going, sniff its
-    protocol, connect there, splice, record."""
+    protocol (inside TLS, which kpy ends on both sides: proxy/tls.py), connect there,
+    splice, record."""
 
-    def __init__(self, recording: Recording, lookup: Lookup) -> None:
+    def __init__(
+        self, recording: Recording, lookup: Lookup, interception: Interception | None = None
+    ) -> None:
         self.recording = recording
         self.lookup = lookup
+        self.tls = interception or Interception(ServiceTrust.of(os.environ))
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
@@ -165,37 +181,134 @@ class Egress:
             self.recording.warn(f"a connection from {peer[0]}:{peer[1]} had no destination")
             return
         try:
-            first = await asyncio.wait_for(reader.read(CHUNK), FIRST_BYTES_SECONDS)
-        except asyncio.TimeoutError:
-            first = b""
+            await self._relay((reader, writer), destination)
+        except OSError as e:
+            self.recording.warn(f"the service's connection to {destination} failed: {e}")
+        except TlsFailed as e:
+            self.recording.warn(str(e))
+
+    async def _relay(self, client: Streams, destination: Address) -> None:
+        first = await first_bytes(client[0])
+
+        async def connect() -> Streams:
+            return await asyncio.open_connection(destination.host, destination.port, limit=CHUNK)
+
+        upstream: Streams | None = None
+        info: Doc | None = None
+        if tls.sniff(first):
+            hello = await read_client_hello(first, client[0])
+            outcome = await self.tls.intercept(hello, client, connect, destination)
+            if isinstance(outcome, Opaque):
+                return await self._opaque(outcome, hello, client, connect, destination)
+            client, upstream, info = self._inside(outcome)
+            first = await first_bytes(outcome.client)
         protocol = sniff(first)
         # a client silent so far: its protocol is known from its first bytes (or the
         # server's greeting) when the recording is decoded
-        tap = self.recording.open(protocol if first else None, "outbound", destination)
-        first = await self._answer_locally(protocol, first, reader, writer, tap)
+        tap = self.recording.open(protocol if first else None, "outbound", destination, info)
         try:
-            upstream = await asyncio.open_connection(
-                destination.host, destination.port, limit=CHUNK
-            )
-        except OSError as e:
-            self.recording.warn(f"the service's connection to {destination} failed: {e}")
+            first = await self._answer_locally(protocol, first, client, tap)
+            starttls = protocol.starttls(first) if protocol.starttls and info is None else None
+            if starttls is not None:
+                inside = await self._starttls(starttls, first, client, connect, destination, tap)
+                if inside is None:
+                    return
+                client, upstream, first = inside
+            if upstream is None:
+                upstream = await connect()
+        except BaseException:
             tap.close()
-            return
+            raise
         if first:
             tap.client(first)
             upstream[1].write(first)
-        await splice((reader, writer), upstream, tap)
+        await splice(client, upstream, tap)
+
+    @staticmethod
+    def _inside(outcome: Intercepted) -> tuple[Streams, Streams, Doc]:
+        """The two TLS streams, each standing for a reader and a writer."""
+        c, u = outcome.client, outcome.upstream
+        return (c, c), (u, u), outcome.info  # type: ignore[return-value]
+
+    async def _starttls(
+        self,
+        asked: tuple[int, bytes],
+        first: bytes,
+        client: Streams,
+        connect: Callable[[], Awaitable[Streams]],
+        destination: Address,
+        tap: Tap,
+    ) -> tuple[Streams, Streams, bytes] | None:
+        """A request for TLS inside the protocol (PostgreSQL's SSLRequest): asked of the
+        real server, its answer relayed; on yes, TLS begins on both sides. None: the
+        connection was relayed as it is, and is over."""
+        size, yes = asked
+        request, rest = first[:size], first[size:]
+
+        async def connect_asking() -> Streams:
+            streams = await connect()
+            streams[1].write(request)
+            if await streams[0].readexactly(len(yes)) != yes:
+                raise ConnectionError(f"{destination} refused TLS when asked again")
+            return streams
+
+        upstream = await connect()
+        upstream[1].write(request)
+        tap.client(request)
+        answer = await upstream[0].read(len(yes))
+        if not answer:
+            raise ConnectionError(f"{destination} closed the connection when asked for TLS")
+        tap.server(answer)
+        client[1].write(answer)
+        await client[1].drain()
+        if answer != yes:
+            return client, upstream, rest
+        hello = await read_client_hello(rest or await client[0].read(CHUNK), client[0])
+        opened = [upstream]
+
+        async def again() -> Streams:
+            return opened.pop() if opened else await connect_asking()
+
+        outcome = await self.tls.intercept(hello, client, again, destination)
+        if isinstance(outcome, Opaque):
+            await self._opaque(outcome, hello, client, again, destination, tap)
+            return None
+        tap.tls(outcome.info)
+        inside_client, inside_upstream, _ = self._inside(outcome)
+        return inside_client, inside_upstream, b""
+
+    async def _opaque(
+        self,
+        outcome: Opaque,
+        hello: bytes,
+        client: Streams,
+        connect: Callable[[], Awaitable[Streams]],
+        destination: Address,
+        tap: Tap | None = None,
+    ) -> None:
+        """TLS kpy cannot end, relayed as it is: its mocks say so, and replay fails the
+        test that needs them with that reason."""
+        self.recording.warn(f"{outcome.reason}; relayed as it is (tls: opaque)")
+        info: Doc = {"server_name": outcome.server_name, "opaque": True, "reason": outcome.reason}
+        if tap is None:
+            tap = self.recording.open(generic.PROTOCOL, "outbound", destination, info)
+        else:
+            tap.tls(info)
+        try:
+            upstream = await connect()
+        except BaseException:
+            tap.close()
+            raise
+        tap.client(hello)
+        upstream[1].write(hello)
+        await splice(client, upstream, tap)
 
     async def _answer_locally(
-        self,
-        protocol: Protocol,
-        first: bytes,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        tap: Tap,
+        self, protocol: Protocol, first: bytes, client: Streams, tap: Tap
     ) -> bytes:
-        """Some opening requests are kpy's to answer (PostgreSQL's SSLRequest gets 'N', so
-        the client goes on in plain text and its traffic can be recorded)."""
+        """Some opening requests are kpy's to answer (PostgreSQL's GSSENCRequest gets 'N':
+        kpy cannot take part in GSSAPI encryption, and the client goes on without)."""
+        reader, writer = client
         answer_locally = protocol.answer_locally
         while answer_locally is not None and (local := answer_locally(first)) is not None:
             used, answer = local
@@ -205,6 +318,14 @@ class Egress:
             await writer.drain()
             first = first[used:] or await reader.read(CHUNK)
         return first
+
+
+async def first_bytes(reader: asyncio.StreamReader | TlsStream) -> bytes:
+    """What the client sends first; b"" if it waits for the server to speak."""
+    try:
+        return await asyncio.wait_for(reader.read(CHUNK), FIRST_BYTES_SECONDS)
+    except asyncio.TimeoutError:
+        return b""
 
 
 @dataclass(frozen=True)
@@ -230,9 +351,12 @@ class MockEgress:
     """Replay: where eBPF sends the service's connections. Each is answered from the mocks
     by its protocol's mock server; none goes anywhere else."""
 
-    def __init__(self, store: MockStore, lookup: Lookup) -> None:
+    def __init__(
+        self, store: MockStore, lookup: Lookup, termination: Termination | None = None
+    ) -> None:
         self.store = store
         self.lookup = lookup
+        self.termination = termination or Termination()
         self._connections = itertools.count(1)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -259,6 +383,7 @@ class MockEgress:
     ) -> bool:
         """Answer the connection until one side ends; whether kpy's side did."""
         protocol: Protocol = generic.PROTOCOL
+        client: Streams = (reader, writer)
         try:
             try:
                 first = await asyncio.wait_for(reader.read(CHUNK), FIRST_BYTES_SECONDS)
@@ -271,14 +396,29 @@ class MockEgress:
                 )
                 hello = greeter.opening()
                 if hello:
-                    return await self._serve(greeter, hello, reader, writer)
+                    return await self._serve(greeter, hello, client)
                 first = await reader.read(CHUNK)
+            if tls.sniff(first):
+                inside = await self._end_tls(first, client, where, connection, None)
+                if inside is None:
+                    return True
+                client, first = inside
             if not first:
                 return False
             protocol = sniff(first)
+            asked = protocol.starttls(first) if protocol.starttls else None
+            if asked is not None and self.store.recorded_tls(where) is not None:
+                size, yes = asked  # recorded over TLS: say yes, and end it here
+                client[1].write(yes)
+                await client[1].drain()
+                rest = first[size:] or await client[0].read(CHUNK)
+                inside = await self._end_tls(rest, client, where, connection, protocol.name)
+                if inside is None:
+                    return True
+                client, first = inside
             assert protocol.mock_server is not None  # every registered protocol replays
             server = protocol.mock_server(_Source(self.store, protocol.name, where, connection))
-            return await self._serve(server, server.client_data(first), reader, writer)
+            return await self._serve(server, server.client_data(first), client)
         except (ConnectionError, OSError):
             return False
         except Exception as e:  # bytes the mock server cannot read: the call fails
@@ -286,15 +426,42 @@ class MockEgress:
             self.store.add_miss(Miss(protocol.name, where, connection, call))
             return True
 
+    async def _end_tls(
+        self, first: bytes, client: Streams, where: str, connection: int, protocol: str | None
+    ) -> tuple[Streams, bytes] | None:
+        """End the service's TLS with a leaf for the name it asks for, offering what the
+        recording's server chose (ALPN); the plain streams inside, and the first bytes
+        read there. None: it cannot be replayed, and the test fails saying why."""
+        hello_bytes = await read_client_hello(first, client[0])
+        hello = tls.parse_client_hello(hello_bytes)
+        name = hello.server_name or where.rsplit(":", 1)[0].strip("[]")
+        recorded = self.store.recorded_tls(where, hello.server_name) or {}
+        why = None
+        if recorded.get("opaque"):
+            why = f"recorded as TLS kpy could not end (tls: opaque): {recorded.get('reason')}"
+        alpn = recorded.get("alpn")
+        if alpn is None and "http/1.1" in hello.alpn:
+            alpn = "http/1.1"
+        if alpn == "h2":
+            why = "HTTP/2 (ALPN h2): kpy records it, but does not replay it yet"
+        if alpn is not None and alpn not in hello.alpn:
+            alpn = None
+        if why is not None:
+            self.store.add_miss(Miss(protocol or "tls", where, connection, f"TLS to {name}: {why}"))
+            return None
+        context = self.termination.for_name(name, (alpn,) if alpn else ())
+        try:
+            stream = await self.termination.terminate(client, hello_bytes, context)
+        except TlsFailed as e:
+            self.store.add_miss(Miss(protocol or "tls", where, connection, str(e)))
+            return None
+        return (stream, stream), await first_bytes(stream)  # type: ignore[return-value]
+
     @staticmethod
-    async def _serve(
-        server: MockServer,
-        answer: bytes,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-    ) -> bool:
+    async def _serve(server: MockServer, answer: bytes, client: Streams) -> bool:
         """Send ``answer``, then answer each chunk the client sends until one side ends;
         whether the server did (it hung up)."""
+        reader, writer = client
         while True:
             if answer:
                 writer.write(answer)

@@ -43,21 +43,23 @@ def mock_documents(outbound: Iterable[Recorded], t0: int) -> Iterator[dict[str, 
     """Mock documents, numbered from 1 in the order given, one at a time."""
     for n, r in enumerate(outbound, 1):
         ex = r.exchange
-        yield document(
-            "Mock",
-            {
-                "name": f"mock-{n}",
-                "protocol": ex.protocol,
-                "destination": str(r.destination),
-                "connection": r.connection,
-                "order": r.order,
-                "reusable": ex.reusable,
-                "started": _seconds(ex.started, t0),
-                "ended": _seconds(ex.ended, t0),
-                "request": ex.request,
-                "response": ex.response,
-            },
-        )
+        fields: dict[str, Any] = {
+            "name": f"mock-{n}",
+            "protocol": ex.protocol,
+            "destination": str(r.destination),
+        }
+        if r.tls is not None:
+            fields["tls"] = r.tls
+        fields |= {
+            "connection": r.connection,
+            "order": r.order,
+            "reusable": ex.reusable,
+            "started": _seconds(ex.started, t0),
+            "ended": _seconds(ex.ended, t0),
+            "request": ex.request,
+            "response": ex.response,
+        }
+        yield document("Mock", fields)
 
 
 class MockTimeline:

@@ -135,8 +135,11 @@ def test_not_postgres_or_not_decodable() -> None:
         PostgresRecorder().client_data(v2, 1)
     recorder = PostgresRecorder()
     recorder.client_data(msg("SSLRequest"), 1)
+    assert recorder.server_data(b"S", 2) == []  # TLS, which kpy ends: plain inside
+    recorder = PostgresRecorder()
+    recorder.client_data(msg("SSLRequest"), 1)
     with pytest.raises(ProtocolError):
-        recorder.server_data(b"S", 2)  # TLS from here: nothing to decode
+        recorder.server_data(b"X", 2)  # an answer that is neither yes nor no
     recorder, _ = connected()
     with pytest.raises(ProtocolError):
         recorder.server_data(b"Z\x00\x00\x00\x02", 3)  # a length shorter than itself

@@ -74,23 +74,32 @@ def test_psql_and_pgbench_through_the_proxy(postgres: Postgres) -> None:
     assert sum(1 for r in recorded if "select current_user" in str(r.exchange.request)) == 3
 
 
-def test_postgres_tls_offered_goes_on_in_plain_text_through_kpy(postgres_tls: Postgres) -> None:
-    """kpy answers SSLRequest 'N' itself, so a client in sslmode=prefer (libpq's default)
-    is recorded even though the server offers TLS; one that requires TLS fails, clearly."""
+def test_postgres_tls_through_kpy_is_tls_both_ways_and_recorded_in_clear(
+    postgres_tls: Postgres,
+) -> None:
+    """kpy asks the real server on SSLRequest and, on its 'S', ends TLS on both sides: a
+    client in sslmode=prefer (libpq's default) or require is on TLS as it is without kpy,
+    and what flowed inside is recorded as PostgreSQL. SCRAM's channel binding would bind the
+    password proof to kpy's certificate, so kpy's service environment turns it off."""
     query = ["psql", "-XAtc", "select ssl from pg_stat_ssl where pid = pg_backend_pid()"]
-    prefer = postgres_tls.env() | {"PGSSLMODE": "prefer"}
+    unbound = {"PGCHANNELBINDING": "disable"}
+    prefer = postgres_tls.env() | {"PGSSLMODE": "prefer"} | unbound
     direct = subprocess.run(query, env=os.environ | prefer, capture_output=True, text=True)
     assert direct.stdout == "t\n", direct.stderr  # the server does offer TLS
     with recording_session() as (session, recording):
         through_kpy = run(session, query, prefer)
-        required = run(session, query, postgres_tls.env() | {"PGSSLMODE": "require"})
-    assert (through_kpy.returncode, through_kpy.stdout) == (0, "f\n"), through_kpy.stderr
-    assert required.returncode != 0 and "SSL" in required.stderr
+        required = run(session, query, postgres_tls.env() | {"PGSSLMODE": "require"} | unbound)
+        bound = run(session, query, postgres_tls.env() | {"PGSSLMODE": "require"})
+    assert (through_kpy.returncode, through_kpy.stdout) == (0, "t\n"), through_kpy.stderr
+    assert (required.returncode, required.stdout) == (0, "t\n"), required.stderr
+    assert "channel binding" in bound.stderr  # what kpy's environment spares the service
     recording.finish()
-    recorded = list(recording.outbound())
+    recorded = [r for r in list(recording.outbound()) if r.exchange.reusable]
     assert_byte_exact(recorded)
-    startup = next(r.exchange for r in recorded if r.exchange.reusable)
-    assert startup.request["ssl_requested"] is True
+    assert len(recorded) >= 2
+    for r in recorded[:2]:
+        assert r.exchange.request["ssl_requested"] is True
+        assert r.tls == {"server_name": None, "alpn": None}  # psql dialled an address
 
 
 def test_redis_cli_through_the_proxy(redis: Redis) -> None:
