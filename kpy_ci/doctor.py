@@ -4,6 +4,7 @@ where nothing listens and must land on kpy's listener with its destination recov
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
 import sys
@@ -11,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from kpy_ci import trust
 from kpy_ci.ebpf import cgroup, libbpf
 from kpy_ci.ebpf.maps import Address
 from kpy_ci.ebpf.session import Session, bpf_object_path, check_privileges
@@ -93,6 +95,14 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _tls_trust() -> tuple[bool, str]:
+    covered, missed = trust.runtimes(os.environ.get("PATH", os.defpath))
+    said = f"kpy's CA is trusted by {'; '.join(covered) or 'no runtime found on PATH'}"
+    if missed:
+        said += f". Not by {'; '.join(missed)}: list its TLS servers in kpy.yml tls.opaque"
+    return not missed, said
+
+
 # name, check, required, needs every required check before it to have passed
 CHECKS: list[tuple[str, Callable[[], tuple[bool, str]], bool, bool]] = [
     ("kernel", _kernel, True, False),
@@ -102,6 +112,7 @@ CHECKS: list[tuple[str, Callable[[], tuple[bool, str]], bool, bool]] = [
     ("libbpf", _libbpf, True, False),
     ("BPF programs", _bpf_object, True, True),
     ("redirect", _live_redirect, True, True),
+    ("TLS trust", _tls_trust, False, False),
 ]
 
 

@@ -11,6 +11,7 @@ against when it records.
 from __future__ import annotations
 
 import os
+import shutil
 import ssl
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -37,6 +38,30 @@ RUNTIMES = {
     "NODE_EXTRA_CA_CERTS": "Node.js (https, fetch)",
     "PGSSLROOTCERT": "libpq (psycopg, psql) with sslmode verify-ca / verify-full",
 }
+
+
+PROGRAMS = {  # a program on PATH -> the runtime it stands for, and the variable that reaches it
+    "python3": (
+        "Python (ssl, urllib, httpx, aiohttp, requests)",
+        "SSL_CERT_FILE and REQUESTS_CA_BUNDLE",
+    ),
+    "node": ("Node.js (https, fetch)", "NODE_EXTRA_CA_CERTS"),
+    "curl": ("curl", "CURL_CA_BUNDLE"),
+    "psql": ("libpq (psql, psycopg)", "PGSSLROOTCERT when the service sets it"),
+    "go": ("Go", "SSL_CERT_FILE"),
+}
+NOT_COVERED = {"java": "Java (its trust store is not a PEM file kpy can extend)"}
+
+
+def runtimes(path: str) -> tuple[list[str], list[str]]:
+    """The runtimes on ``path`` (a PATH) that kpy makes trust its CA, and those it cannot."""
+    covered = [
+        f"{what} via {via}"
+        for program, (what, via) in PROGRAMS.items()
+        if shutil.which(program, path=path)
+    ]
+    missed = [what for program, what in NOT_COVERED.items() if shutil.which(program, path=path)]
+    return covered, missed
 
 
 def system_bundle() -> Path | None:

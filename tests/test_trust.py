@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kpy_ci.errors import EnvironmentProblem
-from kpy_ci.trust import ServiceTrust, system_bundle, trusting
+from kpy_ci.trust import ServiceTrust, runtimes, system_bundle, trusting
 
 KPY_CA = b"-----BEGIN CERTIFICATE-----\nkpy\n-----END CERTIFICATE-----\n"
 
@@ -60,3 +60,13 @@ def test_a_variable_naming_no_file_is_not_trust(tmp_path: Path) -> None:
         {"SSL_CERT_FILE": str(tmp_path / "gone.pem"), "PGSSLROOTCERT": "system"}
     )
     assert trust.named == {}
+
+
+def test_doctor_names_the_runtimes_kpy_covers_and_those_it_cannot(tmp_path: Path) -> None:
+    for program in ("node", "curl", "java"):
+        exe = tmp_path / program
+        exe.write_text("#!/bin/sh\n")
+        exe.chmod(0o755)
+    covered, missed = runtimes(str(tmp_path))
+    assert covered == ["Node.js (https, fetch) via NODE_EXTRA_CA_CERTS", "curl via CURL_CA_BUNDLE"]
+    assert missed == ["Java (its trust store is not a PEM file kpy can extend)"]
