@@ -45,12 +45,16 @@ TRAFFIC = f"{sys.executable} {SHOP / 'traffic.py'}"
 
 
 @contextmanager
-def rates_service(tmp_path: Path) -> Iterator[int]:
+def rates_service(tmp_path: Path, tls: tuple[Path, Path] | None = None) -> Iterator[int]:
+    """The rates API on a port of its own; with ``tls`` (certificate, key), over HTTPS."""
     port = free_port()
     log = tmp_path / "rates.log"
+    env = {"PORT": str(port), "RATES_TOKEN": RATES_TOKEN}
+    if tls is not None:
+        env |= {"TLS_CERT": str(tls[0]), "TLS_KEY": str(tls[1])}
     with _process(
         [sys.executable, str(SHOP / "rates.py")],
-        {"PORT": str(port), "RATES_TOKEN": RATES_TOKEN},
+        env,
         log,
         signal.SIGTERM,
     ) as rates:

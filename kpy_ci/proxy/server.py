@@ -203,6 +203,12 @@ class Egress:
             client, upstream, info = self._inside(outcome)
             first = await first_bytes(outcome.client)
         protocol = sniff(first)
+        if info is not None and info["alpn"] == "h2":
+            self.recording.warn(
+                f"{info['server_name'] or destination} chose HTTP/2 (ALPN h2): recorded as "
+                "generic bytes; kpy does not replay HTTP/2 yet"
+            )
+            protocol = generic.PROTOCOL
         # a client silent so far: its protocol is known from its first bytes (or the
         # server's greeting) when the recording is decoded
         tap = self.recording.open(protocol if first else None, "outbound", destination, info)
