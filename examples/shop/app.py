@@ -98,7 +98,8 @@ def exchange_rate(currency: str) -> Decimal:
     path = f"{url.path.rstrip('/')}/rates?{urlencode({'from': BASE_CURRENCY, 'to': currency})}"
     headers = {"Authorization": f"Bearer {setting('RATES_TOKEN')}", "Accept": "application/json"}
     # https: the runtime's default trust (SSL_CERT_FILE), as most services have it
-    connection = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+    https = url.scheme == "https"
+    connection = http.client.HTTPSConnection if https else http.client.HTTPConnection
     conn = connection(url.hostname or "127.0.0.1", url.port or 80, timeout=5)
     try:
         conn.request("GET", path, headers=headers)
