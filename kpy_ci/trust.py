@@ -82,6 +82,9 @@ class ServiceTrust:
     """Variable -> the file it named in the service's environment."""
     ca_files: tuple[Path, ...] = ()
     system: Path | None = None
+    directory: Path | None = None
+    """``SSL_CERT_DIR``: hashed CA files that OpenSSL-based clients also trust (kept as it is
+    in the service's environment)."""
 
     @classmethod
     def of(cls, env: Mapping[str, str], ca_files: Sequence[Path] = ()) -> ServiceTrust:
@@ -90,7 +93,10 @@ class ServiceTrust:
             for var in VARIABLES
             if env.get(var) and env[var] != "system" and Path(env[var]).is_file()
         }
-        return cls(named, tuple(ca_files), system_bundle())
+        directory = Path(env["SSL_CERT_DIR"]) if env.get("SSL_CERT_DIR") else None
+        if directory is not None and not directory.is_dir():
+            directory = None
+        return cls(named, tuple(ca_files), system_bundle(), directory)
 
     def files(self) -> list[Path]:
         """Every file some client of the service may verify a server against: a server is
@@ -106,6 +112,8 @@ class ServiceTrust:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # names and chains checked, no CA yet
         for file in self.files():
             context.load_verify_locations(cafile=str(file))
+        if self.directory is not None:
+            context.load_verify_locations(capath=str(self.directory))
         if alpn:
             context.set_alpn_protocols(list(alpn))
         return context

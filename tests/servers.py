@@ -4,6 +4,8 @@
 PostgreSQL runs as the ``postgres`` system user (initdb refuses root) with three roles, one
 per authentication method kpy must pass through: ``kpy`` (scram-sha-256), ``kpy_md5``
 (md5) and ``kpy_trust`` (trust). Redis runs with a password (``AUTH``) when asked.
+Either can serve TLS with a certificate from tests/tls_certs.py, as a managed database does
+with its provider's CA.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.tls_certs import Issued
 
 PG_PASSWORD = "pg-secret-K3y-for-tests"
 REDIS_PASSWORD = "redis-secret-K3y-for-tests"
@@ -73,10 +77,12 @@ def _as_postgres(*argv: str) -> list[str]:
 
 
 @contextmanager
-def postgres_server(tls: bool = False) -> Iterator[Postgres]:
+def postgres_server(tls: bool = False, cert: Issued | None = None) -> Iterator[Postgres]:
     """initdb, configure the three auth methods, start; stop and remove on exit. Its files
     live in a directory of its own that the postgres user can reach. With ``tls``, the
-    server offers TLS (a self-signed certificate), as most real ones do."""
+    server offers TLS (a self-signed certificate), as most real ones do; with ``cert``, it
+    offers TLS with that certificate, so a client can verify it (``sslmode=verify-full``
+    with ``sslrootcert=cert.ca_path``)."""
     workdir = Path(tempfile.mkdtemp(prefix="kpy-test-pg-"))
     data = workdir / "pgdata"
     shutil.chown(workdir, "postgres")
@@ -106,7 +112,10 @@ def postgres_server(tls: bool = False) -> Iterator[Postgres]:
         "host all all 127.0.0.1/32 scram-sha-256\n"
     )
     options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={workdir}"
-    if tls:
+    if cert is not None:
+        shutil.copyfile(cert.cert_path, data / "server.crt")
+        shutil.copyfile(cert.key_path, data / "server.key")
+    elif tls:
         subprocess.run(
             [
                 "openssl",
@@ -127,6 +136,7 @@ def postgres_server(tls: bool = False) -> Iterator[Postgres]:
             check=True,
             capture_output=True,
         )
+    if tls or cert is not None:
         for name in ("server.key", "server.crt"):
             shutil.chown(data / name, "postgres")
             (data / name).chmod(0o600)
@@ -190,20 +200,42 @@ class Redis:
     port: int
     password: str | None
     host: str = "127.0.0.1"
+    tls: bool = False
 
     def url(self) -> str:
         secret = f":{self.password}@" if self.password else ""
-        return f"redis://{secret}{self.host}:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://{secret}{self.host}:{self.port}/0"
 
 
 @contextmanager
-def redis_server(workdir: Path, password: str | None = REDIS_PASSWORD) -> Iterator[Redis]:
+def redis_server(
+    workdir: Path, password: str | None = REDIS_PASSWORD, tls: Issued | None = None
+) -> Iterator[Redis]:
+    """A Redis on a port of its own. With ``tls``, it speaks TLS only, with that
+    certificate (no plain port: a client that forgets TLS gets nothing), and asks clients
+    for no certificate of theirs."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
+    if tls is None:
+        listen = ["--port", str(port)]
+    else:
+        listen = [
+            "--port",
+            "0",
+            "--tls-port",
+            str(port),
+            "--tls-cert-file",
+            str(tls.cert_path),
+            "--tls-key-file",
+            str(tls.key_path),
+            "--tls-ca-cert-file",
+            str(tls.ca_path),
+            "--tls-auth-clients",
+            "no",
+        ]
     argv = [
         "redis-server",
-        "--port",
-        str(port),
+        *listen,
         "--bind",
         "127.0.0.1",
         "--save",
@@ -222,7 +254,7 @@ def redis_server(workdir: Path, password: str | None = REDIS_PASSWORD) -> Iterat
     )
     try:
         wait_for_port(port)
-        yield Redis(port, password)
+        yield Redis(port, password, tls=tls is not None)
     finally:
         proc.kill()
         proc.wait(10)

@@ -18,10 +18,10 @@ import pytest
 from tests.conftest import KPY, child_env, free_port, leftover_cgroups, no_kpy_left
 from tests.dns_server import DnsServer
 from tests.examples.shop import RATES_TOKEN, SHOP, TRAFFIC_LINES, app_argv, reset, shop_env
-from tests.pki import TestCA
 from tests.servers import PG_PASSWORD, REDIS_PASSWORD, postgres_server, redis_server
 from tests.test_record import TRAFFIC, load_set, rates_service
 from tests.test_replay import regressed
+from tests.tls_certs import TestCA
 
 RATES_HOST = "rates.test"
 
@@ -65,7 +65,7 @@ def https_shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpsShop]:
     for port in closed:
         with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
             pass
-    keys = [cert.key_path.read_bytes(), ca.key_path.read_bytes()]
+    keys = [cert.key_path.read_bytes(), ca.key_pem]
     yield HttpsShop(out, env, done, keys)
 
 

@@ -118,6 +118,7 @@ class HttpMockServer:
         request: Doc = {
             "method": _text(req.method),
             "url": _text(req.target),
+            "version": _text(req.http_version),
             "headers": redact_headers(headers),
         }
         body = decode_body(headers, bytes(self._body))

@@ -200,6 +200,7 @@ class Egress:
             outcome = await self.tls.intercept(hello, client, connect, destination)
             if isinstance(outcome, Opaque):
                 return await self._opaque(outcome, hello, client, connect, destination)
+            self._warn_of(outcome)
             client, upstream, info = self._inside(outcome)
             first = await first_bytes(outcome.client)
         protocol = sniff(first)
@@ -229,6 +230,11 @@ class Egress:
             tap.client(first)
             upstream[1].write(first)
         await splice(client, upstream, tap)
+
+    def _warn_of(self, outcome: Intercepted) -> None:
+        """An upstream the service would reject: its defect is copied, and said so."""
+        if outcome.warning:
+            self.recording.warn(outcome.warning)
 
     @staticmethod
     def _inside(outcome: Intercepted) -> tuple[Streams, Streams, Doc]:
@@ -279,6 +285,7 @@ class Egress:
         if isinstance(outcome, Opaque):
             await self._opaque(outcome, hello, client, again, destination, tap)
             return None
+        self._warn_of(outcome)
         tap.tls(outcome.info)
         inside_client, inside_upstream, _ = self._inside(outcome)
         return inside_client, inside_upstream, b""

@@ -1,0 +1,121 @@
+"""Each common HTTP client (Python urllib, requests, httpx, aiohttp; Node.js https and
+fetch; curl) calling an HTTPS API with its own CA, trusted through the variable its runtime
+reads: kpy records the calls in clear, replays them with the API stopped, and a changed
+request body fails with a diff of the body. The service's code never mentions kpy."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import KPY, child_env, free_port, leftover_cgroups, no_kpy_left
+from tests.dns_server import DnsServer
+from tests.https_upstream import https_upstream
+from tests.test_record import load_set
+from tests.tls_certs import TestCA
+from tests.tls_clients import CLIENTS, HERE, TRUST_VARIABLES
+
+API_HOST = "api.test"
+TRUST_VARIABLE = {  # the one each runtime documents
+    "urllib": "SSL_CERT_FILE",
+    "requests": "REQUESTS_CA_BUNDLE",
+    "httpx": "SSL_CERT_FILE",
+    "aiohttp": "SSL_CERT_FILE",
+    "node-https": "NODE_EXTRA_CA_CERTS",
+    "node-fetch": "NODE_EXTRA_CA_CERTS",
+    "curl": "CURL_CA_BUNDLE",
+}
+HOST = {"urllib": "127.0.0.1"}  # no SNI: kpy's leaf is for the dialled address
+TRAFFIC = f"{sys.executable} {HERE / 'traffic.py'}"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    kpy: Path
+    env: dict[str, str]
+    record: subprocess.CompletedProcess[str]
+
+
+def client_env(client: str, port: int, url: str, ca: Path) -> dict[str, str]:
+    env = {k: v for k, v in child_env().items() if k not in TRUST_VARIABLES}
+    return env | {TRUST_VARIABLE[client]: str(ca), "PORT": str(port), "UPSTREAM_URL": url}
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Recorded]]:
+    """Every client recorded against one HTTPS API, which is then stopped."""
+    tmp = tmp_path_factory.mktemp("tls-clients")
+    ca = TestCA(tmp / "pki")
+    cert = ca.valid(dns_names=(API_HOST,), ips=("127.0.0.1",))
+    sets: dict[str, Recorded] = {}
+    with https_upstream(cert) as api, DnsServer({API_HOST: "127.0.0.1"}) as dns:
+        for client, argv in CLIENTS.items():
+            port = free_port()
+            env = client_env(client, port, api.url(HOST.get(client, API_HOST)), ca.cert_path)
+            out = tmp / client
+            command = [
+                *KPY, "record", "-c", shlex.join(argv), "--port", str(port),
+                "--path", str(out), "--traffic", TRAFFIC, "--set", client,
+                "--dns-upstream", f"127.0.0.1:{dns.port}",
+            ]  # fmt: skip
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+            sets[client] = Recorded(out, env, done)
+        assert len(api.requests) == 2 * len(CLIENTS), api.tls_errors
+    yield sets
+
+
+def kpy_test(recorded: Recorded, client: str, tmp_path: Path, **env: str) -> str:
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.53\n")
+    argv = [
+        *KPY, "test", "-c", shlex.join(CLIENTS[client]), "--path", str(recorded.kpy),
+        "--resolv-conf", str(resolv), "--port", recorded.env["PORT"],
+    ]  # fmt: skip
+    done = subprocess.run(argv, env=recorded.env | env, capture_output=True, text=True, timeout=120)
+    return f"exit {done.returncode}\n{done.stderr}"
+
+
+@pytest.mark.parametrize("client", list(CLIENTS))
+def test_recorded_in_clear(recorded: dict[str, Recorded], client: str) -> None:
+    done = recorded[client].record
+    assert done.returncode == 0, done.stderr
+    meta, tests, mocks = load_set(recorded[client].kpy / client)
+    assert meta["complete"] is True and meta["warnings"] == [], meta
+    assert len(tests) == 2
+    calls = [m for m in mocks if m["protocol"] == "http"]
+    assert [m["protocol"] for m in mocks if m["protocol"] != "dns"] == ["http"] * len(calls)
+    server_name = None if client in HOST else API_HOST
+    bodies = []
+    for mock in calls:
+        assert mock["tls"]["server_name"] == server_name, mock["tls"]
+        assert (mock["request"]["method"], mock["request"]["url"]) == ("POST", "/echo")
+        bodies.append(mock["request"]["body"]["json"])
+    assert bodies == [{"item": "pen", "qty": 2}, {"item": "ink", "qty": 1}]
+
+
+@pytest.mark.parametrize("client", list(CLIENTS))
+def test_replayed_with_the_api_stopped(
+    recorded: dict[str, Recorded], client: str, tmp_path: Path
+) -> None:
+    out = kpy_test(recorded[client], client, tmp_path)
+    assert out.startswith("exit 0\n"), out
+    assert "kpy: 2 passed, 0 failed" in out
+    assert leftover_cgroups() == []
+    no_kpy_left()
+
+
+@pytest.mark.parametrize("client", list(CLIENTS))
+def test_a_changed_body_fails_with_its_diff(
+    recorded: dict[str, Recorded], client: str, tmp_path: Path
+) -> None:
+    out = kpy_test(recorded[client], client, tmp_path, CALL_EXTRA='{"qty": 5}')
+    assert out.startswith("exit 1\n"), out
+    assert "matched no mock: POST /echo" in out
+    assert "-    qty: 2\n" in out and "+    qty: 5\n" in out, out
+    assert "version" not in out  # the diff shows what changed, nothing the two share

@@ -1,0 +1,77 @@
+"""Tiny services, one per HTTP client library, that call an HTTPS upstream the way real
+services do: the client's default trust (no CA in the code, so only the runtime's
+environment variables can add one) and normal name resolution (getaddrinfo).
+
+Each listens on 127.0.0.1:$PORT: ``GET /health`` answers 200; ``POST /call`` POSTs its JSON
+body to $UPSTREAM_URL and answers 200 with the upstream's body verbatim and its status in
+``X-Upstream-Status``, or 502 with ``{"error": "<the client's error text>"}`` when the call
+fails (a TLS verdict, for one).
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+CLIENTS: dict[str, list[str]] = {
+    "urllib": [sys.executable, str(HERE / "urllib_service.py")],
+    "requests": [sys.executable, str(HERE / "requests_service.py")],
+    "httpx": [sys.executable, str(HERE / "httpx_service.py")],
+    "aiohttp": [sys.executable, str(HERE / "aiohttp_service.py")],
+    "node-https": ["node", str(HERE / "node_https_service.js")],
+    "node-fetch": ["node", str(HERE / "node_fetch_service.js")],
+    "curl": [sys.executable, str(HERE / "curl_service.py")],
+}
+"""name -> argv that starts the service (it reads PORT and UPSTREAM_URL)."""
+
+TRUST_VARIABLES = (
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+)
+"""The environment variables by which one runtime or another adds trust: a test removes
+them all from a service's environment before giving it the one it means."""
+
+_PROXIES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+def service_env(port: int, upstream_url: str, trust: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment with no trust variable and no proxy but those in
+    ``trust``, and the service's PORT and UPSTREAM_URL."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in TRUST_VARIABLES and k.lower() not in _PROXIES and k != "NODE_OPTIONS"
+    }
+    return env | dict(trust) | {"PORT": str(port), "UPSTREAM_URL": upstream_url}
+
+
+def wait_healthy(process: subprocess.Popen[bytes], port: int, timeout: float = 30.0) -> None:
+    """Until ``GET /health`` answers 200; a service that exits first fails at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        try:
+            connection.request("GET", "/health")
+            response = connection.getresponse()
+            response.read()  # closing with unread bytes would reset the service's connection
+            if response.status == 200:
+                return
+        except OSError:
+            pass
+        finally:
+            connection.close()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{process.args!r}: no /health on port {port}")
+        time.sleep(0.05)
