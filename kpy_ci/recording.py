@@ -112,9 +112,11 @@ class Recording:
             self._connections[connection].tls = tls
 
     def warn(self, message: str) -> None:
-        """Kept for the test-set and said at the end, once."""
+        """Kept for the test-set and said at the end, once however often it happened (a
+        service that connects per request meets the same upstream defect each time)."""
         with self._lock:
-            self.warnings.append(message)
+            if message not in self.warnings:
+                self.warnings.append(message)
 
     def finish(self) -> None:
         """Decode everything captured, in the order it was relayed."""

@@ -98,10 +98,12 @@ def seed(pg: Postgres) -> Postgres:
     return shop_pg
 
 
-def reset(pg: Postgres, redis: Redis) -> None:
-    """Back to the seeded state traffic.py expects: re-seed PostgreSQL, FLUSHALL Redis."""
+def reset(pg: Postgres, redis: Redis, redis_ca: Path | None = None) -> None:
+    """Back to the seeded state traffic.py expects: re-seed PostgreSQL, FLUSHALL Redis
+    (over TLS, trusting ``redis_ca``, when it serves only TLS)."""
     seed(pg)
-    client = RedisClient.from_url(redis.url())
+    options = {"ssl_ca_certs": str(redis_ca)} if redis_ca else {}
+    client = RedisClient.from_url(redis.url(), **options)
     try:
         client.flushall()
     finally:
