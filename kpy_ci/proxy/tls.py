@@ -29,6 +29,7 @@ Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 # OpenSSL's verify codes for defects a leaf can carry while kpy's CA still signs it
 NOT_YET_VALID, EXPIRED, HOSTNAME_MISMATCH = 9, 10, 62
+IP_ADDRESS_MISMATCH = 64
 SELF_SIGNED, SELF_SIGNED_IN_CHAIN = 18, 19
 
 
@@ -285,7 +286,7 @@ class Interception:
 
 
 def _issuer_for(verify_code: int) -> tuple[Issuer, bool]:
-    if verify_code in (NOT_YET_VALID, EXPIRED, HOSTNAME_MISMATCH):
+    if verify_code in (NOT_YET_VALID, EXPIRED, HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH):
         return "kpy", False  # trusted, but with the real certificate's dates and names
     if verify_code == SELF_SIGNED:
         return "self", False

@@ -3,9 +3,9 @@ services do: the client's default trust (no CA in the code, so only the runtime'
 environment variables can add one) and normal name resolution (getaddrinfo).
 
 Each listens on 127.0.0.1:$PORT: ``GET /health`` answers 200; ``POST /call`` POSTs its JSON
-body to $UPSTREAM_URL and answers 200 with the upstream's body verbatim and its status in
-``X-Upstream-Status``, or 502 with ``{"error": "<the client's error text>"}`` when the call
-fails (a TLS verdict, for one).
+body to its ``X-Upstream-Url`` header's URL, else $UPSTREAM_URL, and answers 200 with the
+upstream's body verbatim and its status in ``X-Upstream-Status``, or 502 with
+``{"error": "<the client's error text>"}`` when the call fails (a TLS verdict, for one).
 """
 
 from __future__ import annotations

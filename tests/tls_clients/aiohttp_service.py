@@ -8,16 +8,17 @@ import os
 
 import aiohttp
 from aiohttp import web
-from serving import outgoing
+from serving import outgoing, upstream_url
 
 
 async def call(request: web.Request) -> web.Response:
     body = outgoing(await request.read())
+    url = upstream_url(request.headers.get("X-Upstream-Url"))
     headers = {"Content-Type": "application/json"}
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
-            session.post(os.environ["UPSTREAM_URL"], data=body, headers=headers) as response,
+            session.post(url, data=body, headers=headers) as response,
         ):
             data = await response.read()
     except Exception as e:

@@ -4,16 +4,15 @@ A failure's text is curl's stderr."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 from serving import serve
 
 
-def call(body: bytes) -> tuple[int, bytes]:
+def call(url: str, body: bytes) -> tuple[int, bytes]:
     argv = ["curl", "-sS", "--fail-with-body", "--max-time", "10", "-X", "POST", "-d", "@-"]
     argv += ["-H", "Content-Type: application/json", "-w", "\\n%{http_code}"]
-    done = subprocess.run([*argv, os.environ["UPSTREAM_URL"]], input=body, capture_output=True)
+    done = subprocess.run([*argv, url], input=body, capture_output=True)
     if done.returncode != 0:
         raise RuntimeError(done.stderr.decode(errors="replace").strip())
     data, _, status = done.stdout.rpartition(b"\n")

@@ -3,15 +3,13 @@ bundle unless SSL_CERT_FILE or SSL_CERT_DIR is set (httpx reads them itself)."""
 
 from __future__ import annotations
 
-import os
-
 import httpx
 from serving import serve
 
 
-def call(body: bytes) -> tuple[int, bytes]:
+def call(url: str, body: bytes) -> tuple[int, bytes]:
     response = httpx.post(
-        os.environ["UPSTREAM_URL"],
+        url,
         content=body,
         headers={"Content-Type": "application/json"},
         timeout=10,

@@ -4,8 +4,8 @@
 'use strict'
 const { serve } = require('./serve.js')
 
-async function call(body) {
-  const response = await fetch(process.env.UPSTREAM_URL, {
+async function call(url, body) {
+  const response = await fetch(url, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
     body,

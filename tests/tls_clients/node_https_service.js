@@ -4,10 +4,10 @@
 const https = require('https')
 const { serve } = require('./serve.js')
 
-function call(body) {
+function call(url, body) {
   return new Promise((resolve, reject) => {
     const headers = { 'Content-Type': 'application/json', 'Content-Length': body.length }
-    const request = https.request(process.env.UPSTREAM_URL, { method: 'POST', headers, timeout: 10000 }, (res) => {
+    const request = https.request(url, { method: 'POST', headers, timeout: 10000 }, (res) => {
       const chunks = []
       res.on('data', (c) => chunks.push(c))
       res.on('end', () => resolve([res.statusCode, Buffer.concat(chunks)]))

@@ -3,15 +3,13 @@ bundle unless REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE names another."""
 
 from __future__ import annotations
 
-import os
-
 import requests
 from serving import serve
 
 
-def call(body: bytes) -> tuple[int, bytes]:
+def call(url: str, body: bytes) -> tuple[int, bytes]:
     response = requests.post(
-        os.environ["UPSTREAM_URL"],
+        url,
         data=body,
         headers={"Content-Type": "application/json"},
         timeout=10,

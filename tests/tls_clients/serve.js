@@ -17,7 +17,7 @@ function send(res, status, data, upstream) {
   res.end(data)
 }
 
-// call(body) -> Promise of [status, body]; describe(error) -> the error's text for the test
+// call(url, body) -> Promise of [status, body]; describe(error) -> the error's text for the test
 function serve(call, describe) {
   http.createServer((req, res) => {
     const chunks = []
@@ -26,7 +26,8 @@ function serve(call, describe) {
       if (req.method === 'GET' && req.url === '/health') return send(res, 200, Buffer.from('{"ok": true}'))
       if (req.method !== 'POST' || req.url !== '/call') return send(res, 404, Buffer.from('{}'))
       try {
-        const [status, data] = await call(outgoing(Buffer.concat(chunks)))
+        const url = req.headers['x-upstream-url'] || process.env.UPSTREAM_URL
+        const [status, data] = await call(url, outgoing(Buffer.concat(chunks)))
         send(res, 200, data, status)
       } catch (e) {
         send(res, 502, Buffer.from(JSON.stringify({ error: describe(e) })))

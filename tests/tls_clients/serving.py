@@ -9,8 +9,14 @@ import os
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-Call = Callable[[bytes], tuple[int, bytes]]
-"""The JSON body to send upstream -> the upstream's status and body."""
+Call = Callable[[str, bytes], tuple[int, bytes]]
+"""The upstream's URL and the JSON body to send it -> the upstream's status and body."""
+
+
+def upstream_url(header: str | None) -> str:
+    """Where a call goes: the request's ``X-Upstream-Url`` (one service can then meet many
+    upstreams), else $UPSTREAM_URL."""
+    return header or os.environ["UPSTREAM_URL"]
 
 
 def outgoing(body: bytes) -> bytes:
@@ -43,7 +49,9 @@ def serve(call: Call) -> None:
             if self.path != "/call":
                 return self.send(404, b"{}")
             try:
-                status, data = call(outgoing(body))
+                status, data = call(
+                    upstream_url(self.headers.get("X-Upstream-Url")), outgoing(body)
+                )
             except Exception as e:
                 return self.send(502, json.dumps({"error": str(e)}).encode())
             self.send(200, data, status)

@@ -4,17 +4,14 @@ which SSL_CERT_FILE / SSL_CERT_DIR replace)."""
 
 from __future__ import annotations
 
-import os
 import urllib.error
 import urllib.request
 
 from serving import serve
 
 
-def call(body: bytes) -> tuple[int, bytes]:
-    request = urllib.request.Request(
-        os.environ["UPSTREAM_URL"], body, {"Content-Type": "application/json"}, method="POST"
-    )
+def call(url: str, body: bytes) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"}, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.read()

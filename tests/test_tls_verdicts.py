@@ -1,0 +1,172 @@
+"""A real server whose certificate the service would refuse is refused through kpy with
+the very words the service's client says without kpy: every HTTP client here, against an
+expired certificate, one for another name (by address and by name), a self-signed one and
+one from a CA the service does not trust; and libpq's verify-full against a database with a
+wrong-name certificate. Each verdict is taken directly and through `kpy record` in one run.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import KPY, child_env, free_port
+from tests.https_upstream import https_upstream
+from tests.servers import postgres_server
+from tests.test_record import load_set
+from tests.test_tls_clients import client_env
+from tests.test_tls_fixtures import VERDICTS
+from tests.tls_certs import TestCA, self_signed
+from tests.tls_clients import CLIENTS, wait_healthy
+
+CASES = ("untrusted", "expired", "wrong-name", "wrong-name-dns", "self-signed")
+
+TRAFFIC = """
+import http.client, json, os, sys
+answers = {}
+for case, url in json.loads(os.environ["VERDICT_URLS"]).items():
+    connection = http.client.HTTPConnection("127.0.0.1", int(os.environ["KPY_PORT"]), timeout=30)
+    connection.request("POST", "/call", b'{"n": 1}', {"X-Upstream-Url": url})
+    response = connection.getresponse()
+    answers[case] = [response.status, json.loads(response.read())]
+    connection.close()
+open(os.environ["VERDICT_FILE"], "w").write(json.dumps(answers))
+"""
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    direct: dict[str, dict[str, list[object]]]
+    """client -> case -> [the service's status, its answer], without kpy."""
+    via_kpy: dict[str, dict[str, list[object]]]
+    warnings: dict[str, list[str]]
+    """client -> the warnings of its recording."""
+
+
+def ask(port: int, urls: dict[str, str]) -> dict[str, list[object]]:
+    answers: dict[str, list[object]] = {}
+    for case, url in urls.items():
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("POST", "/call", b'{"n": 1}', {"X-Upstream-Url": url})
+        response = connection.getresponse()
+        answers[case] = [response.status, json.loads(response.read())]
+        connection.close()
+    return answers
+
+
+@pytest.fixture(scope="module")
+def verdicts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Verdicts]:
+    tmp = tmp_path_factory.mktemp("tls-verdicts")
+    ca, stranger = TestCA(tmp / "ca"), TestCA(tmp / "stranger", "a CA nobody trusts")
+    traffic = tmp / "traffic.py"
+    traffic.write_text(TRAFFIC)
+    with ExitStack() as stack:
+        serve = lambda cert: stack.enter_context(https_upstream(cert))  # noqa: E731
+        upstreams = {
+            "untrusted": serve(stranger.valid()),
+            "expired": serve(ca.expired()),
+            "wrong-name": serve(ca.wrong_name()),
+            "self-signed": serve(self_signed(tmp / "self-signed")),
+        }
+        urls = {case: upstream.url() for case, upstream in upstreams.items()}
+        urls["wrong-name-dns"] = upstreams["wrong-name"].url("localhost")  # /etc/hosts
+        direct, via_kpy, warnings = {}, {}, {}
+        for client, argv in CLIENTS.items():
+            port = free_port()
+            env = client_env(client, port, urls["expired"], ca.cert_path)
+            with subprocess.Popen(argv, env=env, stderr=subprocess.DEVNULL) as service:
+                try:
+                    wait_healthy(service, port)
+                    direct[client] = ask(port, urls)
+                finally:
+                    service.kill()
+            out, answers = tmp / client, tmp / f"{client}.json"
+            env |= {"VERDICT_URLS": json.dumps(urls), "VERDICT_FILE": str(answers)}
+            command = [
+                *KPY, "record", "-c", shlex.join(argv), "--port", str(port), "--path",
+                str(out), "--traffic", f"{sys.executable} {traffic}", "--set", "verdicts",
+            ]  # fmt: skip
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr
+            via_kpy[client] = json.loads(answers.read_text())
+            warnings[client] = load_set(out / "verdicts")[0]["warnings"]
+    yield Verdicts(direct, via_kpy, warnings)
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("client", list(CLIENTS))
+def test_a_defect_fails_through_kpy_as_it_fails_without(
+    verdicts: Verdicts, client: str, case: str
+) -> None:
+    status, answer = verdicts.direct[client][case]
+    assert status == 502 and VERDICTS[case][client] in answer["error"], answer  # type: ignore[index]
+    assert verdicts.via_kpy[client][case] == verdicts.direct[client][case]
+
+
+@pytest.mark.parametrize("client", list(CLIENTS))
+def test_the_recording_says_which_servers_were_refused(verdicts: Verdicts, client: str) -> None:
+    said = "\n".join(verdicts.warnings[client])
+    # every defect shown to the service; those its TLS library refuses in the handshake end
+    # there ("and failed as it would have"), curl checks the name only after it
+    assert said.count("the service was shown the same defect") == len(CASES), said
+    for reason in ("certificate has expired", "self-signed certificate", "Hostname mismatch"):
+        assert reason in said, said
+
+
+PG_CASES = {  # (sslmode, the server's certificate) -> what libpq says, with or without kpy
+    ("verify-full", "wrong-name"): 'does not match host name "127.0.0.1"',
+    ("verify-full", "expired"): "certificate verify failed",
+    ("verify-ca", "wrong-name"): None,  # verify-ca checks no name: connected, as without kpy
+    # with a root certificate at hand (PGSSLROOTCERT), require checks the chain as verify-ca
+    ("require", "self-signed"): "certificate verify failed",
+}
+
+
+def test_libpq_meets_a_defective_database_through_kpy_as_without(tmp_path: Path) -> None:
+    ca = TestCA(tmp_path / "ca")
+    certs = {
+        "wrong-name": ca.wrong_name(),
+        "expired": ca.expired(),
+        "self-signed": self_signed(tmp_path / "self-signed"),
+    }
+    argv = [sys.executable, str(Path(CLIENTS["urllib"][1]).parent / "postgres_service.py")]
+    traffic = tmp_path / "traffic.py"
+    traffic.write_text(TRAFFIC)
+    with ExitStack() as stack:
+        servers = {name: stack.enter_context(postgres_server(cert=c)) for name, c in certs.items()}
+        urls = {
+            f"{mode} {cert}": f"{servers[cert].dsn()}?sslmode={mode}" for mode, cert in PG_CASES
+        }
+        port = free_port()
+        env = child_env() | {"PORT": str(port), "PGSSLROOTCERT": str(ca.cert_path)}
+        with subprocess.Popen(argv, env=env, stderr=subprocess.DEVNULL) as service:
+            try:
+                wait_healthy(service, port)
+                direct = ask(port, urls)
+            finally:
+                service.kill()
+        answers = tmp_path / "answers.json"
+        env |= {"VERDICT_URLS": json.dumps(urls), "VERDICT_FILE": str(answers)}
+        command = [
+            *KPY, "record", "-c", shlex.join(argv), "--port", str(port), "--path",
+            str(tmp_path / "kpy"), "--traffic", f"{sys.executable} {traffic}",
+        ]  # fmt: skip
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    via_kpy = json.loads(answers.read_text())
+    for (mode, cert), verdict in PG_CASES.items():
+        status, answer = direct[f"{mode} {cert}"]
+        if verdict is None:
+            assert (status, answer) == (200, {"ssl": True}), answer
+        else:
+            assert status == 502 and verdict in answer["error"], answer  # type: ignore[index]
+        assert via_kpy[f"{mode} {cert}"] == [status, answer]
