@@ -5,6 +5,7 @@ of any kind reaches a recorded byte."""
 
 from __future__ import annotations
 
+import re
 import shlex
 import socket
 import subprocess
@@ -132,13 +133,13 @@ def tls_shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpsShop]:
 
 
 def kpy_test(
-    shop: HttpsShop, tmp_path: Path, app: Path = SHOP / "app.py"
+    shop: HttpsShop, tmp_path: Path, app: Path = SHOP / "app.py", *options: str
 ) -> subprocess.CompletedProcess[str]:
     resolv = tmp_path / "resolv.conf"
     resolv.write_text("nameserver 127.0.0.53\n")
     argv = [
         *KPY, "test", "-c", shlex.join([sys.executable, str(app)]), "--path", str(shop.kpy),
-        "--resolv-conf", str(resolv),
+        "--resolv-conf", str(resolv), *options,
     ]  # fmt: skip
     env = child_env() | shop.env
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
@@ -217,6 +218,26 @@ def test_replay_passes_with_every_tls_server_stopped(tls_shop: HttpsShop, tmp_pa
     no_kpy_left()
 
 
+def test_scram_over_tls_leaves_nothing_of_the_exchange(tls_shop: HttpsShop) -> None:
+    """The shop's role authenticates with SCRAM-SHA-256 inside TLS: its mocks say the
+    method and keep no nonce, salt, proof or signature (kpy's own replay answers SCRAM)."""
+    _, _, mocks = load_set(tls_shop.kpy / "shop")
+    startups = [m for m in mocks if m["protocol"] == "postgres" and "auth" in m["request"]]
+    assert startups and all(m["request"]["auth"] == {"method": "scram-sha-256"} for m in startups)
+    written = b"".join(p.read_bytes() for p in tls_shop.kpy.rglob("*") if p.is_file())
+    assert b"SCRAM-SHA-256" not in written.replace(b"scram-sha-256", b"")
+    assert not re.search(rb"(?:^|[,\s'\"])[rspv]=[A-Za-z0-9+/]{16,}", written)
+
+
+def test_no_key_or_secret_reaches_a_report(tls_shop: HttpsShop, tmp_path: Path) -> None:
+    app = regressed(tmp_path, "/rates?", "/v2/rates?")
+    report = tmp_path / "junit.xml"
+    done = kpy_test(tls_shop, tmp_path, app, "--junit", str(report))
+    assert done.returncode == 1, done.stderr
+    assert b"+url: /v2/rates?from=USD" in report.read_bytes()
+    assert_secret_free(tls_shop, report.read_bytes() + (done.stdout + done.stderr).encode())
+
+
 @pytest.mark.parametrize("shop", ["https_shop", "tls_shop"])
 def test_no_key_or_secret_reaches_a_recorded_byte(
     shop: str, request: pytest.FixtureRequest
@@ -224,6 +245,11 @@ def test_no_key_or_secret_reaches_a_recorded_byte(
     https_shop: HttpsShop = request.getfixturevalue(shop)
     written = b"".join(p.read_bytes() for p in https_shop.kpy.rglob("*") if p.is_file())
     assert b"rates.test" in written  # what was recorded is there
+    assert_secret_free(https_shop, written)
+
+
+def assert_secret_free(https_shop: HttpsShop, written: bytes) -> None:
+    """No PEM, no 24-byte run of any key's base64, no password or token."""
     assert b"PRIVATE KEY" not in written and b"BEGIN CERTIFICATE" not in written
     for key in https_shop.keys:
         body = b"".join(key.splitlines()[1:-1])  # the base64 between the PEM lines
