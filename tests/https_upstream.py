@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from tests.tls_certs import Issued
@@ -106,11 +108,17 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def https_upstream(cert: Issued, alpn: list[str] | None = None) -> Iterator[Upstream]:
+def https_upstream(
+    cert: Issued, alpn: list[str] | None = None, client_ca: Path | None = None
+) -> Iterator[Upstream]:
     """Serve until the block ends. ``alpn``: the protocols the server advertises (by
-    default none: the server takes part in no ALPN, like many real HTTP/1.1 APIs)."""
+    default none: the server takes part in no ALPN, like many real HTTP/1.1 APIs).
+    ``client_ca``: demand a client certificate that CA issued (mutual TLS)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert.cert_path, cert.key_path)
+    if client_ca is not None:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(client_ca)
     if alpn:
         context.set_alpn_protocols(alpn)
     upstream = Upstream(0)
@@ -126,3 +134,17 @@ def https_upstream(cert: Issued, alpn: list[str] | None = None) -> Iterator[Upst
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+@contextmanager
+def h2_upstream(cert: Issued) -> Iterator[int]:
+    """A real HTTP/2 server (Node's http2; it chooses ``h2`` when offered, HTTP/1.1 else)
+    on a free 127.0.0.1 port, until the block ends."""
+    env = {"TLS_CERT": str(cert.cert_path), "TLS_KEY": str(cert.key_path), "PATH": "/usr/bin:/bin"}
+    script = Path(__file__).with_name("h2_upstream.js")
+    with subprocess.Popen(["node", str(script)], env=env, stdout=subprocess.PIPE) as server:
+        try:
+            assert server.stdout is not None
+            yield int(server.stdout.readline())
+        finally:
+            server.kill()

@@ -65,6 +65,7 @@ def _leaf_builder(
     ips: Sequence[str],
     not_before: datetime.datetime,
     not_after: datetime.datetime,
+    usage: x509.ObjectIdentifier = ExtendedKeyUsageOID.SERVER_AUTH,
 ) -> x509.CertificateBuilder:
     """What every server certificate here has; the issuer and its key identifier are the
     caller's (a CA's, or the leaf's own when self-signed)."""
@@ -79,7 +80,7 @@ def _leaf_builder(
         .add_extension(
             x509.KeyUsage(True, False, False, False, False, False, False, False, False), True
         )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), False)
         .add_extension(x509.SubjectAlternativeName(_names(dns_names, ips)), False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
     )
@@ -141,10 +142,11 @@ class TestCA:
         not_before: datetime.datetime | None = None,
         not_after: datetime.datetime | None = None,
         directory: Path | None = None,
+        usage: x509.ObjectIdentifier = ExtendedKeyUsageOID.SERVER_AUTH,
     ) -> Issued:
-        """A server certificate for these names, valid from an hour ago for 30 days unless
-        told otherwise; files in ``directory`` (the CA's by default), named after the
-        first name."""
+        """A server certificate for these names (``usage`` CLIENT_AUTH: a client's), valid
+        from an hour ago for 30 days unless told otherwise; files in ``directory`` (the
+        CA's by default), named after the first name."""
         key = ec.generate_private_key(ec.SECP256R1())
         cert = (
             _leaf_builder(
@@ -153,6 +155,7 @@ class TestCA:
                 ips,
                 not_before or _now() - HOUR,
                 not_after or _now() + 30 * DAY,
+                usage,
             )
             .issuer_name(self.certificate.subject)
             .add_extension(
@@ -182,6 +185,10 @@ class TestCA:
     ) -> Issued:
         """Right names, but ``notAfter`` a day in the past (the classic forgotten renewal)."""
         return self.issue(dns_names, ips, _now() - 30 * DAY, _now() - DAY, directory=directory)
+
+    def client(self, name: str = "service") -> Issued:
+        """A client's certificate, for a server that demands one (mutual TLS)."""
+        return self.issue((name,), (), usage=ExtendedKeyUsageOID.CLIENT_AUTH)
 
     def wrong_name(
         self, dns_names: Sequence[str] = ("other.test",), directory: Path | None = None

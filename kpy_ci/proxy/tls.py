@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -30,7 +31,41 @@ Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 # OpenSSL's verify codes for defects a leaf can carry while kpy's CA still signs it
 NOT_YET_VALID, EXPIRED, HOSTNAME_MISMATCH = 9, 10, 62
 IP_ADDRESS_MISMATCH = 64
+CA_SIGNED_DEFECTS = (NOT_YET_VALID, EXPIRED, HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH)
+"""Defects of a certificate whose issuer the service's trust knows: kpy's leaf copies
+them exactly. For any other (an issuer the trust kpy knows does not hold), the service
+may still trust the issuer through a file of its own."""
 SELF_SIGNED, SELF_SIGNED_IN_CHAIN = 18, 19
+HANDSHAKE, CERTIFICATE_REQUEST = 22, 13  # a TLS record's content type, a message's type
+COMMON_ALPN = ((), ("http/1.1",), ("h2", "http/1.1"))
+"""What clients offer most (none: Node's https, libpq, redis-py): their verifying contexts
+are made before the service starts, not on its first connection (loading a CA bundle
+takes tens of milliseconds)."""
+
+_asked_for_certificate: weakref.WeakSet[ssl.SSLObject] = weakref.WeakSet()
+
+
+def _watch(
+    conn: ssl.SSLObject, direction: str, version: object, content_type: int, kind: int, _: bytes
+) -> None:
+    """OpenSSL's message callback: note a server's CertificateRequest, which TLS 1.3
+    encrypts, and which a client without a certificate only hears of after its handshake
+    is done (the server's alert comes with the first read)."""
+    if direction == "read" and content_type == HANDSHAKE and kind == CERTIFICATE_REQUEST:
+        _asked_for_certificate.add(conn)
+
+
+def watching(context: ssl.SSLContext) -> ssl.SSLContext:
+    """``context``, telling :func:`asked_for_certificate` what its servers asked. The hook
+    is CPython's (``_msg_callback``, there since 3.8); without it, a server that demands a
+    certificate is seen only when it refuses kpy."""
+    if hasattr(context, "_msg_callback"):
+        context._msg_callback = _watch
+    return context
+
+
+def asked_for_certificate(stream: TlsStream) -> bool:
+    return stream.ssl_object in _asked_for_certificate
 
 
 class TlsFailed(Exception):
@@ -205,6 +240,8 @@ class Interception:
     termination: Termination = field(default_factory=Termination)
     opaque_names: set[str] = field(default_factory=set)
     _verifying: dict[tuple[str, ...], ssl.SSLContext] = field(default_factory=dict)
+    _refused: set[tuple[str, Address]] = field(default_factory=set)
+    """(name, destination) whose certificate from kpy the service refused: relayed since."""
 
     async def intercept(
         self,
@@ -218,6 +255,8 @@ class Interception:
         name = hello.server_name or destination.host
         if name in self.opaque_names:
             return Opaque(hello.server_name, f"kpy does not end the TLS of {name}")
+        if (name, destination) in self._refused:
+            return Opaque(hello.server_name, f"the service refused kpy's certificate for {name}")
         upstream_raw = await connect()
         upstream = TlsStream(
             upstream_raw,
@@ -225,19 +264,25 @@ class Interception:
             server_side=False,
             server_hostname=hello.server_name or destination.host,
         )
-        warning = None
+        warning, issuer_unknown = None, False
         try:
             await upstream.handshake()
+            if asked_for_certificate(upstream):
+                upstream.close()
+                return Opaque(hello.server_name, _mutual(name, destination))
             leaf = self.termination.leaf(name)
         except ssl.SSLCertVerificationError as e:
             upstream.close()
             upstream, leaf = await self._unverified(connect, hello.alpn, hello.server_name, e)
+            issuer_unknown = e.verify_code not in CA_SIGNED_DEFECTS
             warning = (
                 f"the certificate of {name} ({destination}) fails the trust the service was "
                 f"given ({e.verify_message}): the service was shown the same defect"
             )
         except (ssl.SSLError, ConnectionError, asyncio.TimeoutError) as e:
             upstream.close()
+            if asked_for_certificate(upstream):  # TLS 1.2: refused in the handshake
+                return Opaque(hello.server_name, _mutual(name, destination))
             return Opaque(
                 hello.server_name,
                 f"kpy's TLS handshake with {name} ({destination}) failed: {_why(e)}",
@@ -249,19 +294,31 @@ class Interception:
         except TlsFailed as e:
             upstream.close()
             if warning is None:  # kpy's own leaf refused: a pinned certificate, or no trust
-                self.opaque_names.add(name)
+                self._refused.add((name, destination))
                 raise TlsFailed(
                     f"{e} for {name}: the service does not trust kpy's CA there (a pinned "
                     f"certificate, or a CA file kpy did not cover: kpy.yml tls.ca_files); "
                     f"its next connections to {name} are relayed as they are (tls: opaque)"
                 ) from None
+            if issuer_unknown:  # or known to the service through a CA file kpy is not told of
+                self._refused.add((name, destination))
+                raise TlsFailed(
+                    f"{warning}, and failed as it would have without kpy, unless it trusts "
+                    f"{name} through a CA file of its own (name it in kpy.yml tls.ca_files); "
+                    f"its next connections to {name} are relayed as they are (tls: opaque), "
+                    "for it to judge the real certificate itself"
+                ) from None
             raise TlsFailed(f"{warning}, and failed as it would have without kpy") from None
         info: Doc = {"server_name": hello.server_name, "alpn": selected}
         return Intercepted(client_side, upstream, info, warning)
 
+    def __post_init__(self) -> None:
+        for alpn in COMMON_ALPN:
+            self._verifying_context(alpn)
+
     def _verifying_context(self, alpn: tuple[str, ...]) -> ssl.SSLContext:
         if alpn not in self._verifying:
-            self._verifying[alpn] = self.trust.verifying_context(alpn)
+            self._verifying[alpn] = watching(self.trust.verifying_context(alpn))
         return self._verifying[alpn]
 
     async def _unverified(
@@ -286,11 +343,18 @@ class Interception:
 
 
 def _issuer_for(verify_code: int) -> tuple[Issuer, bool]:
-    if verify_code in (NOT_YET_VALID, EXPIRED, HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH):
+    if verify_code in CA_SIGNED_DEFECTS:
         return "kpy", False  # trusted, but with the real certificate's dates and names
     if verify_code == SELF_SIGNED:
         return "self", False
     return "untrusted", verify_code == SELF_SIGNED_IN_CHAIN
+
+
+def _mutual(name: str, destination: Address) -> str:
+    return (
+        f"{name} ({destination}) asks for a client certificate (mutual TLS), and kpy holds "
+        "none of the service's keys"
+    )
 
 
 def _why(e: BaseException) -> str:
