@@ -14,10 +14,19 @@ import os
 import shutil
 import ssl
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import (
+    BestAvailableEncryption,
+    Encoding,
+    NoEncryption,
+    pkcs12,
+)
 
 from kpy_ci.errors import EnvironmentProblem
 
@@ -49,8 +58,10 @@ PROGRAMS = {  # a program on PATH -> the runtime it stands for, and the variable
     "curl": ("curl", "CURL_CA_BUNDLE"),
     "psql": ("libpq (psql, psycopg)", "PGSSLROOTCERT when the service sets it"),
     "go": ("Go", "SSL_CERT_FILE"),
+    "java": ("Java (JSSE)", "JAVA_TOOL_OPTIONS, a PKCS12 trust store"),
 }
-NOT_COVERED = {"java": "Java (its trust store is not a PEM file kpy can extend)"}
+NOT_COVERED: dict[str, str] = {}
+"""Programs on PATH whose trust kpy cannot extend (none known now)."""
 
 
 def runtimes(path: str) -> tuple[list[str], list[str]]:
@@ -73,6 +84,83 @@ def system_bundle() -> Path | None:
     return None
 
 
+JAVA_OPTIONS = "JAVA_TOOL_OPTIONS"
+_STORE, _PASSWORD, _TYPE = (
+    "-Djavax.net.ssl.trustStore=",
+    "-Djavax.net.ssl.trustStorePassword=",
+    "-Djavax.net.ssl.trustStoreType=",
+)
+
+
+@dataclass(frozen=True)
+class JavaTrust:
+    """What a JVM trusts: the store its options name (``JAVA_TOOL_OPTIONS``, which every JVM
+    reads), else the system's certificates (Debian builds Java's ``cacerts`` from them).
+    A store kpy cannot read (JKS, a wrong password) leaves the options as they are."""
+
+    options: tuple[str, ...]
+    store: Path | None = None
+    password: str | None = None
+    certificates: tuple[x509.Certificate, ...] = ()
+    readable: bool = True
+
+    @classmethod
+    def of(cls, env: Mapping[str, str]) -> JavaTrust:
+        options = tuple(env.get(JAVA_OPTIONS, "").split())
+        value = {
+            prefix: o[len(prefix) :]
+            for o in options
+            for prefix in (_STORE, _PASSWORD)
+            if o.startswith(prefix)
+        }
+        if not value.get(_STORE):
+            return cls(options)
+        store, password = Path(value[_STORE]), value.get(_PASSWORD)
+        try:
+            with warnings.catch_warnings():  # a store may hold a CA cryptography warns of
+                warnings.simplefilter("ignore")
+                secret = password.encode() if password else None
+                read = pkcs12.load_pkcs12(store.read_bytes(), secret)
+        except (OSError, ValueError):
+            return cls(options, store, password, readable=False)
+        return cls(options, store, password, tuple(c.certificate for c in read.additional_certs))
+
+    def pem(self) -> bytes:
+        return b"".join(c.public_bytes(Encoding.PEM) for c in self.certificates)
+
+    def with_ca(self, system: Path | None, ca_pem: bytes, directory: Path) -> str:
+        """The options pointing at a PKCS12 store of this trust (or the system's) plus
+        kpy's CA, written in ``directory``."""
+        base = self.certificates if self.store else _certificates(_read(system))
+        store = directory / "java-truststore.p12"
+        entries = [pkcs12.PKCS12Certificate(c, None) for c in (*base, *_certificates(ca_pem))]
+        secret = self.password.encode() if self.password else None
+        protection = BestAvailableEncryption(secret) if secret else NoEncryption()
+        store.write_bytes(pkcs12.serialize_java_truststore(entries, protection))
+        kept = [o for o in self.options if not o.startswith((_STORE, _TYPE))]
+        return " ".join([*kept, f"{_STORE}{store}", f"{_TYPE}PKCS12"])
+
+
+def _certificates(pem: bytes) -> list[x509.Certificate]:
+    """Each certificate of a PEM bundle that ``cryptography`` reads (a system bundle may
+    hold one it warns of, or will refuse: that one is left out)."""
+    found = []
+    for block in pem.split(b"-----END CERTIFICATE-----")[:-1]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                found.append(x509.load_pem_x509_certificate(block + b"-----END CERTIFICATE-----"))
+            except ValueError:
+                continue
+    return found
+
+
+def _uses_java(env: Mapping[str, str]) -> bool:
+    return bool(env.get(JAVA_OPTIONS) or env.get("JAVA_HOME")) or bool(
+        shutil.which("java", path=env.get("PATH", os.defpath))
+    )
+
+
 @dataclass(frozen=True)
 class ServiceTrust:
     """The CA files the service's clients trust (its environment and kpy.yml's
@@ -85,6 +173,9 @@ class ServiceTrust:
     directory: Path | None = None
     """``SSL_CERT_DIR``: hashed CA files that OpenSSL-based clients also trust (kept as it is
     in the service's environment)."""
+    java: JavaTrust | None = field(default=None, compare=False)
+    """A JVM's trust, when the service may start one (``java`` on its PATH, JAVA_HOME or
+    JAVA_TOOL_OPTIONS set)."""
 
     @classmethod
     def of(cls, env: Mapping[str, str], ca_files: Sequence[Path] = ()) -> ServiceTrust:
@@ -96,7 +187,8 @@ class ServiceTrust:
         directory = Path(env["SSL_CERT_DIR"]) if env.get("SSL_CERT_DIR") else None
         if directory is not None and not directory.is_dir():
             directory = None
-        return cls(named, tuple(ca_files), system_bundle(), directory)
+        java = JavaTrust.of(env) if _uses_java(env) else None
+        return cls(named, tuple(ca_files), system_bundle(), directory, java)
 
     def files(self) -> list[Path]:
         """Every file some client of the service may verify a server against: a server is
@@ -114,6 +206,8 @@ class ServiceTrust:
             context.load_verify_locations(cafile=str(file))
         if self.directory is not None:
             context.load_verify_locations(capath=str(self.directory))
+        if self.java is not None and self.java.certificates:
+            context.load_verify_locations(cadata=self.java.pem().decode())
         if alpn:
             context.set_alpn_protocols(list(alpn))
         return context
@@ -132,6 +226,8 @@ class ServiceTrust:
             bundle = directory / f"{var.lower()}.pem"
             bundle.write_bytes(_read(base) + ca_pem)
             env[var] = str(bundle)
+        if self.java is not None and self.java.readable:
+            env[JAVA_OPTIONS] = self.java.with_ca(self.system, ca_pem, directory)
         mounts = {}
         for n, file in enumerate(self.ca_files, 1):
             bundle = directory / f"ca-file-{n}.pem"

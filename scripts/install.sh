@@ -15,6 +15,7 @@ for p in "${packages[@]}"; do
 done
 command -v bpftool >/dev/null || missing+=(bpftool)
 command -v npm >/dev/null || missing+=(nodejs npm)  # the Node.js sample service's tests
+command -v javac >/dev/null || missing+=(default-jdk-headless)  # the Java HTTPS client's tests
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install.sh: apt-get install ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -1,10 +1,12 @@
 """Each common HTTP client (Python urllib, requests, httpx, aiohttp; Node.js https and
-fetch; curl) calling an HTTPS API with its own CA, trusted through the variable its runtime
-reads: kpy records the calls in clear, replays them with the API stopped, and a changed
-request body fails with a diff of the body. The service's code never mentions kpy."""
+fetch; curl; Java's HttpClient) calling an HTTPS API with its own CA, trusted through the
+variable its runtime reads: kpy records the calls in clear, replays them with the API
+stopped, and a changed request body fails with a diff of the body. The service's code never
+mentions kpy."""
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 import sys
@@ -13,13 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
 
+from kpy_ci.trust import JAVA_OPTIONS
 from tests.conftest import KPY, child_env, free_port, leftover_cgroups, no_kpy_left
 from tests.dns_server import DnsServer
 from tests.https_upstream import https_upstream
 from tests.test_record import load_set
 from tests.tls_certs import TestCA
-from tests.tls_clients import CLIENTS, HERE, TRUST_VARIABLES
+from tests.tls_clients import CLIENTS, HERE, JAVA, TRUST_VARIABLES
 
 API_HOST = "api.test"
 TRUST_VARIABLE = {  # the one each runtime documents
@@ -30,7 +35,9 @@ TRUST_VARIABLE = {  # the one each runtime documents
     "node-https": "NODE_EXTRA_CA_CERTS",
     "node-fetch": "NODE_EXTRA_CA_CERTS",
     "curl": "CURL_CA_BUNDLE",
+    "java": "JAVA_TOOL_OPTIONS",  # -Djavax.net.ssl.trustStore=, a PKCS12 store of the CA
 }
+SERVICES = CLIENTS | JAVA
 HOST = {"urllib": "127.0.0.1"}  # no SNI: kpy's leaf is for the dialled address
 TRAFFIC = f"{sys.executable} {HERE / 'traffic.py'}"
 
@@ -43,8 +50,21 @@ class Recorded:
 
 
 def client_env(client: str, port: int, url: str, ca: Path) -> dict[str, str]:
-    env = {k: v for k, v in child_env().items() if k not in TRUST_VARIABLES}
-    return env | {TRUST_VARIABLE[client]: str(ca), "PORT": str(port), "UPSTREAM_URL": url}
+    env = {k: v for k, v in child_env().items() if k not in (*TRUST_VARIABLES, JAVA_OPTIONS)}
+    trust = java_options(ca) if client in JAVA else str(ca)
+    return env | {TRUST_VARIABLE[client]: trust, "PORT": str(port), "UPSTREAM_URL": url}
+
+
+def java_options(ca: Path) -> str:
+    """A JVM's options trusting only ``ca``: a PKCS12 trust store beside it, with a
+    password, as a service's deployment would give it."""
+    store = ca.with_suffix(".p12")
+    if not store.exists():
+        certificate = x509.load_pem_x509_certificate(ca.read_bytes())
+        entries = [pkcs12.PKCS12Certificate(certificate, None)]
+        protection = BestAvailableEncryption(b"store-password")
+        store.write_bytes(pkcs12.serialize_java_truststore(entries, protection))
+    return f"-Djavax.net.ssl.trustStore={store} -Djavax.net.ssl.trustStorePassword=store-password"
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +75,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Rec
     cert = ca.valid(dns_names=(API_HOST,), ips=("127.0.0.1",))
     sets: dict[str, Recorded] = {}
     with https_upstream(cert) as api, DnsServer({API_HOST: "127.0.0.1"}) as dns:
-        for client, argv in CLIENTS.items():
+        for client, argv in SERVICES.items():
             port = free_port()
             env = client_env(client, port, api.url(HOST.get(client, API_HOST)), ca.cert_path)
             out = tmp / client
@@ -66,7 +86,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Rec
             ]  # fmt: skip
             done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
             sets[client] = Recorded(out, env, done)
-        assert len(api.requests) == 2 * len(CLIENTS), api.tls_errors
+        assert len(api.requests) == 2 * len(SERVICES), api.tls_errors
     yield sets
 
 
@@ -74,14 +94,14 @@ def kpy_test(recorded: Recorded, client: str, tmp_path: Path, **env: str) -> str
     resolv = tmp_path / "resolv.conf"
     resolv.write_text("nameserver 127.0.0.53\n")
     argv = [
-        *KPY, "test", "-c", shlex.join(CLIENTS[client]), "--path", str(recorded.kpy),
+        *KPY, "test", "-c", shlex.join(SERVICES[client]), "--path", str(recorded.kpy),
         "--resolv-conf", str(resolv), "--port", recorded.env["PORT"],
     ]  # fmt: skip
     done = subprocess.run(argv, env=recorded.env | env, capture_output=True, text=True, timeout=120)
     return f"exit {done.returncode}\n{done.stderr}"
 
 
-@pytest.mark.parametrize("client", list(CLIENTS))
+@pytest.mark.parametrize("client", list(SERVICES))
 def test_recorded_in_clear(recorded: dict[str, Recorded], client: str) -> None:
     done = recorded[client].record
     assert done.returncode == 0, done.stderr
@@ -99,7 +119,7 @@ def test_recorded_in_clear(recorded: dict[str, Recorded], client: str) -> None:
     assert bodies == [{"item": "pen", "qty": 2}, {"item": "ink", "qty": 1}]
 
 
-@pytest.mark.parametrize("client", list(CLIENTS))
+@pytest.mark.parametrize("client", list(SERVICES))
 def test_replayed_with_the_api_stopped(
     recorded: dict[str, Recorded], client: str, tmp_path: Path
 ) -> None:
@@ -110,12 +130,12 @@ def test_replayed_with_the_api_stopped(
     no_kpy_left()
 
 
-@pytest.mark.parametrize("client", list(CLIENTS))
+@pytest.mark.parametrize("client", list(SERVICES))
 def test_a_changed_body_fails_with_its_diff(
     recorded: dict[str, Recorded], client: str, tmp_path: Path
 ) -> None:
-    out = kpy_test(recorded[client], client, tmp_path, CALL_EXTRA='{"qty": 5}')
+    out = kpy_test(recorded[client], client, tmp_path, CALL_EXTRA='{"priority": 5}')
     assert out.startswith("exit 1\n"), out
     assert "matched no mock: POST /echo" in out
-    assert "-    qty: 2\n" in out and "+    qty: 5\n" in out, out
+    assert re.search(r" qty: 2\n *\+    priority: 5\n", out), out  # the body's diff
     assert "version" not in out  # the diff shows what changed, nothing the two share

@@ -7,9 +7,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import (
+    BestAvailableEncryption,
+    NoEncryption,
+    pkcs12,
+)
 
+from kpy_ci.certificates import Authority
 from kpy_ci.errors import EnvironmentProblem
 from kpy_ci.trust import ServiceTrust, runtimes, system_bundle, trusting
+from tests.tls_certs import TestCA
 
 KPY_CA = b"-----BEGIN CERTIFICATE-----\nkpy\n-----END CERTIFICATE-----\n"
 
@@ -62,11 +70,66 @@ def test_a_variable_naming_no_file_is_not_trust(tmp_path: Path) -> None:
     assert trust.named == {}
 
 
-def test_doctor_names_the_runtimes_kpy_covers_and_those_it_cannot(tmp_path: Path) -> None:
+def test_doctor_names_the_runtimes_kpy_covers(tmp_path: Path) -> None:
     for program in ("node", "curl", "java"):
         exe = tmp_path / program
         exe.write_text("#!/bin/sh\n")
         exe.chmod(0o755)
     covered, missed = runtimes(str(tmp_path))
-    assert covered == ["Node.js (https, fetch) via NODE_EXTRA_CA_CERTS", "curl via CURL_CA_BUNDLE"]
-    assert missed == ["Java (its trust store is not a PEM file kpy can extend)"]
+    assert covered == [
+        "Node.js (https, fetch) via NODE_EXTRA_CA_CERTS",
+        "curl via CURL_CA_BUNDLE",
+        "Java (JSSE) via JAVA_TOOL_OPTIONS, a PKCS12 trust store",
+    ]
+    assert missed == []
+
+
+def java_store(path: Path, pems: list[bytes], password: bytes | None) -> Path:
+    entries = [pkcs12.PKCS12Certificate(x509.load_pem_x509_certificate(p), None) for p in pems]
+    protection = BestAvailableEncryption(password) if password else NoEncryption()
+    path.write_bytes(pkcs12.serialize_java_truststore(entries, protection))
+    return path
+
+
+def test_a_jvm_is_given_its_trust_store_plus_kpys_ca(tmp_path: Path) -> None:
+    """JAVA_TOOL_OPTIONS names the service's PKCS12 store: kpy reads it (with its password),
+    trusts its CAs when checking servers, and gives the JVM a store of them plus kpy's CA."""
+    theirs, kpy = TestCA(tmp_path / "theirs"), Authority()
+    store = java_store(tmp_path / "store.p12", [theirs.cert_path.read_bytes()], b"s3cret")
+    options = (
+        f"-Xmx64m -Djavax.net.ssl.trustStore={store} -Djavax.net.ssl.trustStorePassword=s3cret"
+    )
+    env = {"JAVA_TOOL_OPTIONS": options, "PATH": str(tmp_path)}
+    with trusting(env, kpy.certificate_pem) as trusted:
+        given = trusted.env["JAVA_TOOL_OPTIONS"].split()
+        assert given[:2] == ["-Xmx64m", "-Djavax.net.ssl.trustStorePassword=s3cret"]
+        assert given[3] == "-Djavax.net.ssl.trustStoreType=PKCS12"
+        new = Path(given[2].removeprefix("-Djavax.net.ssl.trustStore="))
+        read = pkcs12.load_pkcs12(new.read_bytes(), b"s3cret")
+        subjects = {c.certificate.subject.rfc4514_string() for c in read.additional_certs}
+        assert subjects == {"CN=kpy test CA", "CN=kpy session CA"}
+        context = trusted.trust.verifying_context()
+        assert "kpy test CA" in str(context.get_ca_certs())
+
+
+def test_a_jvm_store_kpy_cannot_read_is_left_as_it_is(tmp_path: Path) -> None:
+    jks = tmp_path / "store.jks"
+    jks.write_bytes(b"\xfe\xed\xfe\xed not PKCS12")
+    options = f"-Djavax.net.ssl.trustStore={jks}"
+    with trusting({"JAVA_TOOL_OPTIONS": options}, KPY_CA) as trusted:
+        assert trusted.env["JAVA_TOOL_OPTIONS"] == options
+
+
+@pytest.mark.filterwarnings("ignore:Parsed a serial number")  # one of the system's CAs
+def test_a_jvm_with_no_store_named_gets_the_systems_plus_kpys_ca(tmp_path: Path) -> None:
+    kpy = Authority()
+    with trusting({"JAVA_HOME": "/usr/lib/jvm/default"}, kpy.certificate_pem) as trusted:
+        (option, kind) = trusted.env["JAVA_TOOL_OPTIONS"].split()
+        store = Path(option.removeprefix("-Djavax.net.ssl.trustStore="))
+        assert kind == "-Djavax.net.ssl.trustStoreType=PKCS12"
+        certificates = pkcs12.load_pkcs12(store.read_bytes(), None).additional_certs
+        assert len(certificates) > 50  # the system's, read one by one
+        assert certificates[-1].certificate.subject.rfc4514_string() == "CN=kpy session CA"
+    env = {"PATH": str(tmp_path)}  # no JVM in sight: no option given
+    with trusting(env, kpy.certificate_pem) as trusted:
+        assert "JAVA_TOOL_OPTIONS" not in trusted.env

@@ -33,6 +33,7 @@ from kpy_ci.proxy.tls import (
     Termination,
     TlsFailed,
     TlsStream,
+    dialled_name,
     read_client_hello,
 )
 from kpy_ci.recording import Recording, Tap
@@ -447,7 +448,7 @@ class MockEgress:
         read there. None: it cannot be replayed, and the test fails saying why."""
         hello_bytes = await read_client_hello(first, client[0])
         hello = tls.parse_client_hello(hello_bytes)
-        name = hello.server_name or where.rsplit(":", 1)[0].strip("[]")
+        name = hello.server_name or dialled_name(where.rsplit(":", 1)[0].strip("[]"))
         recorded = self.store.recorded_tls(where, hello.server_name) or {}
         why = None
         if recorded.get("opaque"):

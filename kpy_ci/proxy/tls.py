@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import ssl
 import weakref
 from collections.abc import Awaitable, Callable
@@ -252,7 +253,7 @@ class Interception:
     ) -> Intercepted | Opaque:
         """``connect``: a new connection to the real server, ready for TLS."""
         hello = tls.parse_client_hello(hello_bytes)
-        name = hello.server_name or destination.host
+        name = hello.server_name or dialled_name(destination.host)
         if name in self.opaque_names:
             return Opaque(hello.server_name, f"kpy does not end the TLS of {name}")
         if (name, destination) in self._refused:
@@ -262,7 +263,7 @@ class Interception:
             upstream_raw,
             self._verifying_context(hello.alpn),
             server_side=False,
-            server_hostname=hello.server_name or destination.host,
+            server_hostname=name,
         )
         warning, issuer_unknown = None, False
         try:
@@ -348,6 +349,17 @@ def _issuer_for(verify_code: int) -> tuple[Issuer, bool]:
     if verify_code == SELF_SIGNED:
         return "self", False
     return "untrusted", verify_code == SELF_SIGNED_IN_CHAIN
+
+
+def dialled_name(host: str) -> str:
+    """The name a client without SNI checks a certificate against: the address it dialled,
+    as it wrote it; a dual-stack socket (Java's) dials 127.0.0.1 as ::ffff:127.0.0.1."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return str(mapped or address)
 
 
 def _mutual(name: str, destination: Address) -> str:

@@ -30,6 +30,9 @@ CLIENTS: dict[str, list[str]] = {
     "curl": [sys.executable, str(HERE / "curl_service.py")],
 }
 """name -> argv that starts the service (it reads PORT and UPSTREAM_URL)."""
+JAVA = {"java": ["java", str(HERE / "JavaService.java")]}
+"""Java's HttpClient: trusted through a trust store that JAVA_TOOL_OPTIONS names, so kept
+apart from the clients above, which read PEM files."""
 
 TRUST_VARIABLES = (
     "SSL_CERT_FILE",
