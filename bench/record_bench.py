@@ -64,11 +64,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # tests.servers, when run as bench/record_bench.py
 
-from children import run_to_end  # noqa: E402  (bench/, the script's own folder)
+from children import measured, run_to_end  # noqa: E402  (bench/, the script's own folder)
 
 from kpy_ci.ebpf import cgroup  # noqa: E402
 from kpy_ci.ebpf.maps import Address  # noqa: E402
-from kpy_ci.ebpf.session import Session, check_privileges  # noqa: E402
+from kpy_ci.ebpf.session import Session  # noqa: E402
 from kpy_ci.errors import EnvironmentProblem  # noqa: E402
 from kpy_ci.proxy.server import CHUNK, Egress, Ingress, ProxyLoop, splice  # noqa: E402
 from kpy_ci.recording import Recording  # noqa: E402
@@ -900,20 +900,7 @@ def main(argv: list[str] | None = None) -> int:
         args.memory_seconds < 1
     ):
         parser.error("durations and counts must be at least 1")
-    try:
-        check_privileges()
-        res = run(args)
-    except EnvironmentProblem as e:
-        print(f"record_bench: {e}", file=sys.stderr)
-        return 4
-    print(report(res))
-    if res["leftovers"]:
-        print(f"LEFT BEHIND: {res['leftovers']}")
-    if res["noise_at_start"] or res["noise_at_end"]:
-        print(f"\nNOT QUIET: {res['noise_at_start'] + res['noise_at_end']}: figures are suspect")
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=2, default=str) + "\n")
-    return 1 if res["leftovers"] else 0
+    return measured("record_bench", lambda: run(args), report, args.json)
 
 
 if __name__ == "__main__":

@@ -205,9 +205,7 @@ if __name__ == "__main__" and sys.argv[1:2] == ["_client"]:  # port mode seconds
 # --- the benchmark (kpy imported from here on) -------------------------------------------
 
 import argparse  # noqa: E402
-import datetime  # noqa: E402
 import gc  # noqa: E402
-import ipaddress  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 from collections.abc import Iterator, Sequence  # noqa: E402
@@ -218,11 +216,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # tests.servers, when run as bench/tls_bench.py
 
-from children import commit, run_to_end  # noqa: E402  (bench/, the script's own folder)
-from cryptography import x509  # noqa: E402
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
+from children import commit, measured, run_to_end  # noqa: E402  (bench/, the script's own folder)
 from record_bench import (  # noqa: E402  (the recording proxy's benchmark: same method)
     CProcess,
     KpyRun,
@@ -240,13 +234,13 @@ from record_bench import (  # noqa: E402  (the recording proxy's benchmark: same
 )
 
 from kpy_ci.ebpf.maps import Address  # noqa: E402
-from kpy_ci.ebpf.session import Session, check_privileges  # noqa: E402
-from kpy_ci.errors import EnvironmentProblem  # noqa: E402
+from kpy_ci.ebpf.session import Session  # noqa: E402
 from kpy_ci.proxy.server import Egress, ProxyLoop  # noqa: E402
 from kpy_ci.proxy.tls import Interception, Termination  # noqa: E402
 from kpy_ci.recording import Recording  # noqa: E402
 from kpy_ci.trust import trusting  # noqa: E402
 from tests.servers import Postgres, postgres_server  # noqa: E402
+from tests.tls_certs import TestCA  # noqa: E402
 
 VARIANTS = ("direct", "kpy", "direct_plain", "kpy_plain")
 LABELS = {
@@ -268,62 +262,11 @@ CHILD_SLACK = 60.0  # seconds a client may overrun its own duration before it is
 
 
 def throwaway_pki(directory: Path) -> tuple[Path, Path, Path]:
-    """A CA and a server certificate it signs for 127.0.0.1 (EC P-256), written to
-    ``directory``: (CA certificate, server certificate, server key)."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tls_bench throwaway CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=7))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, False, False, False, False, True, True, False, False), True
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=7))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, False, False, False, False, False, False, False, False), True
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            False,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths = directory / "ca.pem", directory / "server.pem", directory / "server.key"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    paths[2].chmod(0o600)
-    return paths
+    """A CA and a server certificate it signs for 127.0.0.1 (EC P-256, tests/tls_certs.py),
+    written to ``directory``: (CA certificate, server certificate, server key)."""
+    ca = TestCA(directory, "tls_bench throwaway CA")
+    server = ca.issue((), ("127.0.0.1",))
+    return ca.cert_path, server.cert_path, server.key_path
 
 
 # --- where a client's traffic goes -------------------------------------------------------
@@ -812,20 +755,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if min(args.seconds, args.pg_seconds, args.rounds) < 1 or args.warmup < 0:
         parser.error("durations and counts must be at least 1 (warm-up at least 0)")
-    try:
-        check_privileges()
-        res = run(args)
-    except EnvironmentProblem as e:
-        print(f"tls_bench: {e}", file=sys.stderr)
-        return 4
-    print(report(res))
-    if res["leftovers"]:
-        print(f"LEFT BEHIND: {res['leftovers']}")
-    if res["noise_at_start"] or res["noise_at_end"]:
-        print(f"\nNOT QUIET: {res['noise_at_start'] + res['noise_at_end']}: figures are suspect")
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=2, default=str) + "\n")
-    return 1 if res["leftovers"] else 0
+    return measured("tls_bench", lambda: run(args), report, args.json)
 
 
 if __name__ == "__main__":

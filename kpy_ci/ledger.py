@@ -10,12 +10,11 @@ its ledger. Thread-safe: the proxy's loop reports while the runner starts and en
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from kpy_ci.ebpf.maps import Address
+from kpy_ci.ebpf.maps import Address, plain_ip
 from kpy_ci.protocols.base import Doc
 from kpy_ci.report.model import ConnectionUse, Ledger, LookupUse, Miss, PassedThrough
 
@@ -98,7 +97,7 @@ class LedgerKeeper:
         for record in response.get("answer") or ():
             fields = str(record).split(None, 4)  # name ttl class type address
             if len(fields) == 5 and fields[3] in ("A", "AAAA"):
-                self._names[_plain_ip(fields[4])] = name
+                self._names[plain_ip(fields[4])] = name
 
     # --- the runner's side ---------------------------------------------------------------
 
@@ -150,13 +149,4 @@ def passed_between(
 
 def _host(destination: str) -> str:
     """The address of ``127.0.0.1:80`` or ``[::1]:80``, plain (a mapped IPv6 as IPv4)."""
-    return _plain_ip(destination.rpartition(":")[0].strip("[]"))
-
-
-def _plain_ip(text: str) -> str:
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        return text
-    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
-    return str(mapped or ip)
+    return plain_ip(destination.rpartition(":")[0].strip("[]"))

@@ -24,19 +24,9 @@ from tests.dns_server import DnsServer
 from tests.https_upstream import https_upstream
 from tests.test_record import load_set
 from tests.tls_certs import TestCA
-from tests.tls_clients import CLIENTS, HERE, JAVA, TRUST_VARIABLES
+from tests.tls_clients import CLIENTS, HERE, JAVA, TRUST_VARIABLE, TRUST_VARIABLES
 
 API_HOST = "api.test"
-TRUST_VARIABLE = {  # the one each runtime documents
-    "urllib": "SSL_CERT_FILE",
-    "requests": "REQUESTS_CA_BUNDLE",
-    "httpx": "SSL_CERT_FILE",
-    "aiohttp": "SSL_CERT_FILE",
-    "node-https": "NODE_EXTRA_CA_CERTS",
-    "node-fetch": "NODE_EXTRA_CA_CERTS",
-    "curl": "CURL_CA_BUNDLE",
-    "java": "JAVA_TOOL_OPTIONS",  # -Djavax.net.ssl.trustStore=, a PKCS12 store of the CA
-}
 SERVICES = CLIENTS | JAVA
 HOST = {"urllib": "127.0.0.1"}  # no SNI: kpy's leaf is for the dialled address
 TRAFFIC = f"{sys.executable} {HERE / 'traffic.py'}"

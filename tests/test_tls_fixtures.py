@@ -30,7 +30,7 @@ from tests.client_hello import Catcher, hello_catcher
 from tests.https_upstream import Upstream, https_upstream
 from tests.servers import REDIS_PASSWORD, pg_bin, postgres_server, redis_server
 from tests.tls_certs import TestCA, self_signed
-from tests.tls_clients import CLIENTS, TRUST_VARIABLES, service_env, wait_healthy
+from tests.tls_clients import CLIENTS, TRUST_VARIABLE, TRUST_VARIABLES, service_env, wait_healthy
 
 TRUSTED_BY: dict[str, set[str]] = {
     # measured: the variables that, alone, make the client trust the CA
@@ -41,15 +41,6 @@ TRUSTED_BY: dict[str, set[str]] = {
     "node-https": {"NODE_EXTRA_CA_CERTS"},  # added to Node's bundled roots
     "node-fetch": {"NODE_EXTRA_CA_CERTS"},
     "curl": {"CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR"},  # the curl tool reads all 3
-}
-TRUST_VARIABLE = {  # the one each runtime documents, used for every other test here
-    "urllib": "SSL_CERT_FILE",
-    "requests": "REQUESTS_CA_BUNDLE",
-    "httpx": "SSL_CERT_FILE",
-    "aiohttp": "SSL_CERT_FILE",
-    "node-https": "NODE_EXTRA_CA_CERTS",
-    "node-fetch": "NODE_EXTRA_CA_CERTS",
-    "curl": "CURL_CA_BUNDLE",
 }
 PYTHON = ("urllib", "requests", "httpx", "aiohttp")
 NODE = ("node-https", "node-fetch")
@@ -194,7 +185,8 @@ def fleet(
 ) -> Iterator[Fleet]:
     ca_file = str(pki.ca.cert_path)
     cases: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
-    for client, variable in TRUST_VARIABLE.items():
+    for client in CLIENTS:
+        variable = TRUST_VARIABLE[client]
         trust = {variable: ca_file}
         cases[client, "valid"] = upstreams.valid.url(), trust
         cases[client, "valid-dns"] = upstreams.valid.url("localhost"), trust

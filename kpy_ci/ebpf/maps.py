@@ -126,6 +126,17 @@ def show_ip(ip: bytes, family: int) -> str:
     return str(v6.ipv4_mapped) if family == socket.AF_INET else f"::ffff:{v6.ipv4_mapped}"
 
 
+def plain_ip(text: str) -> str:
+    """An address as a client wrote it: a mapped IPv6 (a dual-stack socket's
+    ``::ffff:127.0.0.1``) as its IPv4; a name as it is."""
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return text
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return str(mapped or ip)
+
+
 def pass_key(network: str, port: int = 0) -> PassKey:
     """A passthrough rule: ``network`` (an address or CIDR), on ``port`` or any port (0)."""
     net = ipaddress.ip_network(network, strict=False)

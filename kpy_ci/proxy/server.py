@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from kpy_ci.ebpf.maps import Address
+from kpy_ci.ebpf.maps import Address, plain_ip
 from kpy_ci.errors import EnvironmentProblem
 from kpy_ci.mock_store import MockStore
 from kpy_ci.protocols import generic, http, tls
@@ -33,7 +33,6 @@ from kpy_ci.proxy.tls import (
     Termination,
     TlsFailed,
     TlsStream,
-    dialled_name,
     read_client_hello,
 )
 from kpy_ci.recording import Recording, Tap
@@ -448,7 +447,8 @@ class MockEgress:
         read there. None: it cannot be replayed, and the test fails saying why."""
         hello_bytes = await read_client_hello(first, client[0])
         hello = tls.parse_client_hello(hello_bytes)
-        name = hello.server_name or dialled_name(where.rsplit(":", 1)[0].strip("[]"))
+        # a client without SNI checks the address it dialled, as it wrote it
+        name = hello.server_name or plain_ip(where.rsplit(":", 1)[0].strip("[]"))
         recorded = self.store.recorded_tls(where, hello.server_name) or {}
         why = None
         if recorded.get("opaque"):

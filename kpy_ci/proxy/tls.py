@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import ssl
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from kpy_ci.certificates import Authority, Issuer, Leaf, leaf_for, leaf_like, server_context
-from kpy_ci.ebpf.maps import Address
+from kpy_ci.ebpf.maps import Address, plain_ip
 from kpy_ci.protocols import tls
 from kpy_ci.protocols.base import Doc
 from kpy_ci.trust import ServiceTrust
@@ -253,7 +252,7 @@ class Interception:
     ) -> Intercepted | Opaque:
         """``connect``: a new connection to the real server, ready for TLS."""
         hello = tls.parse_client_hello(hello_bytes)
-        name = hello.server_name or dialled_name(destination.host)
+        name = hello.server_name or plain_ip(destination.host)
         if name in self.opaque_names:
             return Opaque(hello.server_name, f"kpy does not end the TLS of {name}")
         if (name, destination) in self._refused:
@@ -349,17 +348,6 @@ def _issuer_for(verify_code: int) -> tuple[Issuer, bool]:
     if verify_code == SELF_SIGNED:
         return "self", False
     return "untrusted", verify_code == SELF_SIGNED_IN_CHAIN
-
-
-def dialled_name(host: str) -> str:
-    """The name a client without SNI checks a certificate against: the address it dialled,
-    as it wrote it; a dual-stack socket (Java's) dials 127.0.0.1 as ::ffff:127.0.0.1."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host
-    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
-    return str(mapped or address)
 
 
 def _mutual(name: str, destination: Address) -> str:

@@ -34,6 +34,17 @@ JAVA = {"java": ["java", str(HERE / "JavaService.java")]}
 """Java's HttpClient: trusted through a trust store that JAVA_TOOL_OPTIONS names, so kept
 apart from the clients above, which read PEM files."""
 
+TRUST_VARIABLE = {
+    # the one each runtime documents, by which the tests give each client its CA
+    "urllib": "SSL_CERT_FILE",
+    "requests": "REQUESTS_CA_BUNDLE",
+    "httpx": "SSL_CERT_FILE",
+    "aiohttp": "SSL_CERT_FILE",
+    "node-https": "NODE_EXTRA_CA_CERTS",
+    "node-fetch": "NODE_EXTRA_CA_CERTS",
+    "curl": "CURL_CA_BUNDLE",
+    "java": "JAVA_TOOL_OPTIONS",  # -Djavax.net.ssl.trustStore=, a PKCS12 store of the CA
+}
 TRUST_VARIABLES = (
     "SSL_CERT_FILE",
     "SSL_CERT_DIR",
