@@ -1,6 +1,6 @@
 """What a TLS client offers before any certificate is seen: a raw TCP listener on 127.0.0.1
-that reads each connection's ClientHello, keeps its server name (SNI, extension 0) and ALPN
-list (extension 16), and hangs up. Parsed here, independently of kpy's own parser
+and ::1 that reads each connection's ClientHello, keeps its server name (SNI, extension 0)
+and ALPN list (extension 16), and hangs up. Parsed here, independently of kpy's own parser
 (kpy_ci/protocols/tls.py), so it can be the oracle for it."""
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+
+from tests.servers import loopback_pair
 
 SERVER_NAME = 0
 ALPN = 16
@@ -81,11 +83,11 @@ class Catcher:
 @contextmanager
 def hello_catcher() -> Iterator[Catcher]:
     """Listen until the block ends; every connection's ClientHello lands in ``hellos``."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    catcher = Catcher(listener.getsockname()[1])
+    listeners = loopback_pair()
+    catcher = Catcher(listeners[0].getsockname()[1])
     stop = threading.Event()
 
-    def serve() -> None:
+    def serve(listener: socket.socket) -> None:
         while not stop.is_set():
             try:
                 conn, _ = listener.accept()
@@ -98,13 +100,18 @@ def hello_catcher() -> Iterator[Catcher]:
                 except (OSError, ValueError, struct.error) as e:
                     catcher.errors.append(repr(e))
 
-    thread = threading.Thread(target=serve, name="hello-catcher", daemon=True)
-    thread.start()
+    threads = [
+        threading.Thread(target=serve, args=(s,), name="hello-catcher", daemon=True)
+        for s in listeners
+    ]
+    for thread in threads:
+        thread.start()
     try:
         yield catcher
     finally:
         stop.set()
-        with suppress(OSError):
-            listener.shutdown(socket.SHUT_RDWR)
-        listener.close()
-        thread.join(10)
+        for listener, thread in zip(listeners, threads, strict=True):
+            with suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+            thread.join(10)

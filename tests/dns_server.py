@@ -12,6 +12,8 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
+from tests.servers import loopback_pair
+
 
 class DnsServer:
     """Listens on 127.0.0.1 and ::1 on one port, as kpy's DNS port does."""
@@ -19,7 +21,7 @@ class DnsServer:
     def __init__(self, records: dict[str, str]) -> None:
         self.records = {name.rstrip(".") + ".": ip for name, ip in records.items()}
         self.questions: list[tuple[str, str, tuple[str, int]]] = []
-        self.socks = _pair()
+        self.socks = loopback_pair(socket.SOCK_DGRAM)
         self.port = self.socks[0].getsockname()[1]
         self._stop = threading.Event()
         self._threads = [
@@ -58,19 +60,3 @@ class DnsServer:
             elif (rdtype == "A") == ("." in ip):
                 reply.answer.append(dns.rrset.from_text(name, 60, "IN", rdtype, ip))
             sock.sendto(reply.to_wire(), peer)
-
-
-def _pair() -> tuple[socket.socket, socket.socket]:
-    """UDP sockets on 127.0.0.1 and ::1 sharing one free port."""
-    for _ in range(50):
-        v4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        v4.bind(("127.0.0.1", 0))
-        v6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-        try:
-            v6.bind(("::1", v4.getsockname()[1]))
-        except OSError:
-            v4.close()
-            v6.close()
-            continue
-        return v4, v6
-    raise OSError("no UDP port free on both 127.0.0.1 and ::1")

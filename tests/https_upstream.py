@@ -1,7 +1,8 @@
 """A real HTTPS API for the client services to call: the stdlib's threaded HTTP server on a
-free 127.0.0.1 port, TLS with a certificate from tests/tls_certs.py, HTTP/1.1 keep-alive.
-It answers every GET and POST with JSON saying what it got, and keeps what it received, so
-a test sees both sides of a call without kpy in the way."""
+free port of both 127.0.0.1 and ::1 (``localhost`` may resolve to either), TLS with a
+certificate from tests/tls_certs.py, HTTP/1.1 keep-alive. It answers every GET and POST
+with JSON saying what it got, and keeps what it received, so a test sees both sides of a
+call without kpy in the way."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from tests.servers import loopback_pair
 from tests.tls_certs import Issued
 
 
@@ -49,10 +51,13 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # a kept-alive connection must not hold the test's exit
 
-    def __init__(self, context: ssl.SSLContext, upstream: Upstream) -> None:
+    def __init__(self, context: ssl.SSLContext, upstream: Upstream, sock: socket.socket) -> None:
         self.context = context
         self.upstream = upstream
-        super().__init__(("127.0.0.1", 0), _Handler)
+        self.address_family = sock.family
+        super().__init__(sock.getsockname()[:2], _Handler, bind_and_activate=False)
+        self.socket.close()
+        self.socket = sock  # bound and listening already, beside its twin on the other loopback
 
     def get_request(self) -> tuple[socket.socket, Any]:
         # the handshake happens on the first read, in the connection's thread: a client
@@ -122,18 +127,22 @@ def https_upstream(
     if alpn:
         context.set_alpn_protocols(alpn)
     upstream = Upstream(0)
-    server = _Server(context, upstream)
-    upstream.port = server.server_address[1]
-    thread = threading.Thread(
-        target=server.serve_forever, args=(0.05,), name="https-upstream", daemon=True
-    )
-    thread.start()
+    servers = [_Server(context, upstream, sock) for sock in loopback_pair()]
+    upstream.port = servers[0].server_address[1]
+    threads = [
+        threading.Thread(target=server.serve_forever, args=(0.05,), name="https-upstream")
+        for server in servers
+    ]
+    for thread in threads:
+        thread.daemon = True
+        thread.start()
     try:
         yield upstream
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+        for server, thread in zip(servers, threads, strict=True):
+            server.shutdown()
+            server.server_close()
+            thread.join(10)
 
 
 @contextmanager

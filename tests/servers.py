@@ -34,6 +34,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def loopback_pair(kind: int = socket.SOCK_STREAM) -> tuple[socket.socket, socket.socket]:
+    """Sockets bound on 127.0.0.1 and ::1 to one free port (TCP ones listening): a server a
+    client reaches however ``localhost`` resolves (a Debian /etc/hosts names ::1 too)."""
+    for _ in range(50):
+        v4 = socket.socket(socket.AF_INET, kind)
+        v4.bind(("127.0.0.1", 0))
+        v6 = socket.socket(socket.AF_INET6, kind)
+        try:
+            v6.bind(("::1", v4.getsockname()[1]))
+        except OSError:
+            v4.close()
+            v6.close()
+            continue
+        if kind == socket.SOCK_STREAM:
+            v4.listen(64)
+            v6.listen(64)
+        return v4, v6
+    raise OSError("no port free on both 127.0.0.1 and ::1")
+
+
 def wait_for_port(port: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
