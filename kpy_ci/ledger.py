@@ -14,7 +14,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from kpy_ci.ebpf.maps import Address, plain_ip
+from kpy_ci.ebpf.maps import Address, host_of, plain_ip
 from kpy_ci.protocols.base import Doc
 from kpy_ci.report.model import ConnectionUse, Ledger, LookupUse, Miss, PassedThrough
 
@@ -49,7 +49,7 @@ class LedgerKeeper:
 
     def opened(self, connection: int, destination: str) -> None:
         with self._lock:
-            name = self._names.get(_host(destination), "")
+            name = self._names.get(host_of(destination), "")
             # one opened between tests is listed once it is used
             self._connections[connection] = _Connection(
                 destination, name, earlier=not self._running, listed=self._running
@@ -145,8 +145,3 @@ def passed_between(
         if made:
             out.append(PassedThrough(str(address), made))
     return tuple(out)
-
-
-def _host(destination: str) -> str:
-    """The address of ``127.0.0.1:80`` or ``[::1]:80``, plain (a mapped IPv6 as IPv4)."""
-    return plain_ip(destination.rpartition(":")[0].strip("[]"))

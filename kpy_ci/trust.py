@@ -156,9 +156,8 @@ def _certificates(pem: bytes) -> list[x509.Certificate]:
 
 
 def _uses_java(env: Mapping[str, str]) -> bool:
-    return bool(env.get(JAVA_OPTIONS) or env.get("JAVA_HOME")) or bool(
-        shutil.which("java", path=env.get("PATH", os.defpath))
-    )
+    path = env.get("PATH", os.defpath)
+    return bool(env.get(JAVA_OPTIONS) or env.get("JAVA_HOME") or shutil.which("java", path=path))
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from kpy_ci.ebpf import cgroup
 from tests.servers import Postgres, Redis, postgres_server, redis_server
@@ -126,3 +129,46 @@ def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return env
+
+
+def write_config(directory: Path, **fields: Any) -> None:
+    """``directory``/kpy.yml with these top-level fields (and the two it must have)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config = {"version": "kpy/v1", "kind": "Config", **fields}
+    (directory / "kpy.yml").write_text(yaml.safe_dump(config))
+
+
+def record_with_kpy(
+    command: Sequence[str],
+    port: int | str,
+    path: Path,
+    traffic: str,
+    env: Mapping[str, str],
+    *options: str,
+    timeout: float = 180,
+) -> subprocess.CompletedProcess[str]:
+    """``kpy record`` of ``command`` on ``port`` into ``path`` while ``traffic`` runs."""
+    argv = [
+        *KPY, "record", "-c", shlex.join(command), "--port", str(port), "--path", str(path),
+        "--traffic", traffic, *options,
+    ]  # fmt: skip
+    return subprocess.run(argv, env=dict(env), capture_output=True, text=True, timeout=timeout)
+
+
+def replay_with_kpy(
+    command: Sequence[str],
+    path: Path,
+    tmp: Path,
+    env: Mapping[str, str],
+    *options: str,
+    timeout: float = 180,
+) -> subprocess.CompletedProcess[str]:
+    """``kpy test`` of ``command`` against the sets in ``path``, the service resolving
+    through kpy's DNS only (a resolv.conf in ``tmp`` naming kpy's address)."""
+    resolv = tmp / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.53\n")
+    argv = [
+        *KPY, "test", "-c", shlex.join(command), "--path", str(path),
+        "--resolv-conf", str(resolv), *options,
+    ]  # fmt: skip
+    return subprocess.run(argv, env=dict(env), capture_output=True, text=True, timeout=timeout)

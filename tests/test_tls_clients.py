@@ -7,9 +7,7 @@ mentions kpy."""
 from __future__ import annotations
 
 import re
-import shlex
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,18 +16,22 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
 
-from kpy_ci.trust import JAVA_OPTIONS
-from tests.conftest import KPY, child_env, free_port, leftover_cgroups, no_kpy_left
+from tests.conftest import (
+    free_port,
+    leftover_cgroups,
+    no_kpy_left,
+    record_with_kpy,
+    replay_with_kpy,
+)
 from tests.dns_server import DnsServer
 from tests.https_upstream import https_upstream
 from tests.test_record import load_set
 from tests.tls_certs import TestCA
-from tests.tls_clients import CLIENTS, HERE, JAVA, TRUST_VARIABLE, TRUST_VARIABLES
+from tests.tls_clients import CLIENTS, JAVA, TRAFFIC, TRUST_VARIABLE, service_env
 
 API_HOST = "api.test"
 SERVICES = CLIENTS | JAVA
 HOST = {"urllib": "127.0.0.1"}  # no SNI: kpy's leaf is for the dialled address
-TRAFFIC = f"{sys.executable} {HERE / 'traffic.py'}"
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,9 @@ class Recorded:
 
 
 def client_env(client: str, port: int, url: str, ca: Path) -> dict[str, str]:
-    env = {k: v for k, v in child_env().items() if k not in (*TRUST_VARIABLES, JAVA_OPTIONS)}
+    """The service's environment, trusting ``ca`` by its runtime's own variable only."""
     trust = java_options(ca) if client in JAVA else str(ca)
-    return env | {TRUST_VARIABLE[client]: trust, "PORT": str(port), "UPSTREAM_URL": url}
+    return service_env(port, url, {TRUST_VARIABLE[client]: trust})
 
 
 def java_options(ca: Path) -> str:
@@ -69,25 +71,20 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Rec
             port = free_port()
             env = client_env(client, port, api.url(HOST.get(client, API_HOST)), ca.cert_path)
             out = tmp / client
-            command = [
-                *KPY, "record", "-c", shlex.join(argv), "--port", str(port),
-                "--path", str(out), "--traffic", TRAFFIC, "--set", client,
-                "--dns-upstream", f"127.0.0.1:{dns.port}",
-            ]  # fmt: skip
-            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+            dns_upstream = f"127.0.0.1:{dns.port}"
+            done = record_with_kpy(
+                argv, port, out, TRAFFIC, env, "--set", client, "--dns-upstream", dns_upstream
+            )
             sets[client] = Recorded(out, env, done)
         assert len(api.requests) == 2 * len(SERVICES), api.tls_errors
     yield sets
 
 
 def kpy_test(recorded: Recorded, client: str, tmp_path: Path, **env: str) -> str:
-    resolv = tmp_path / "resolv.conf"
-    resolv.write_text("nameserver 127.0.0.53\n")
-    argv = [
-        *KPY, "test", "-c", shlex.join(SERVICES[client]), "--path", str(recorded.kpy),
-        "--resolv-conf", str(resolv), "--port", recorded.env["PORT"],
-    ]  # fmt: skip
-    done = subprocess.run(argv, env=recorded.env | env, capture_output=True, text=True, timeout=120)
+    done = replay_with_kpy(
+        SERVICES[client], recorded.kpy, tmp_path, recorded.env | env,
+        "--port", recorded.env["PORT"],
+    )  # fmt: skip
     return f"exit {done.returncode}\n{done.stderr}"
 
 

@@ -8,23 +8,26 @@ reason, not with a diff of bytes."""
 from __future__ import annotations
 
 import json
-import shlex
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.conftest import KPY, child_env, free_port, leftover_cgroups, no_kpy_left
+from tests.conftest import (
+    free_port,
+    leftover_cgroups,
+    no_kpy_left,
+    record_with_kpy,
+    replay_with_kpy,
+    write_config,
+)
 from tests.dns_server import DnsServer
 from tests.https_upstream import h2_upstream, https_upstream
 from tests.test_record import load_set
-from tests.test_tls_verdicts import TRAFFIC as ANSWERS_TRAFFIC
 from tests.tls_certs import Issued, TestCA
-from tests.tls_clients import CLIENTS, HERE, TRUST_VARIABLES
+from tests.tls_clients import ANSWERS, CLIENTS, TRAFFIC, service_env
 
 API_HOST = "api.test"
 CURL = CLIENTS["curl"]
@@ -47,42 +50,29 @@ def dns() -> Iterator[DnsServer]:
 
 
 def curl_env(port: int, url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in child_env().items() if k not in TRUST_VARIABLES}
-    return env | {"PORT": str(port), "UPSTREAM_URL": url} | extra
+    return service_env(port, url, extra)
 
 
 def record(
     tmp: Path, env: dict[str, str], dns: DnsServer, traffic: str, **kpy_yml: Any
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], list[dict[str, Any]]]:
     out = tmp / "kpy"
-    out.mkdir()
     if kpy_yml:
-        config = {"version": "kpy/v1", "kind": "Config", **kpy_yml}
-        (out / "kpy.yml").write_text(yaml.safe_dump(config))
-    argv = [
-        *KPY, "record", "-c", shlex.join(CURL), "--port", env["PORT"], "--path", str(out),
-        "--traffic", traffic, "--set", "curl", "--dns-upstream", f"127.0.0.1:{dns.port}",
-    ]  # fmt: skip
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+        write_config(out, **kpy_yml)
+    dns_upstream = f"127.0.0.1:{dns.port}"
+    done = record_with_kpy(
+        CURL, env["PORT"], out, traffic, env, "--set", "curl", "--dns-upstream", dns_upstream
+    )
     assert (out / "curl" / "test-set.yaml").exists(), done.stderr
     meta, _, mocks = load_set(out / "curl")
     return done, meta, [m for m in mocks if m["protocol"] != "dns"]
 
 
 def replay(tmp: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    resolv = tmp / "resolv.conf"
-    resolv.write_text("nameserver 127.0.0.53\n")
-    argv = [
-        *KPY, "test", "-c", shlex.join(CURL), "--path", str(tmp / "kpy"),
-        "--resolv-conf", str(resolv), "--port", env["PORT"],
-    ]  # fmt: skip
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    done = replay_with_kpy(CURL, tmp / "kpy", tmp, env, "--port", env["PORT"])
     assert leftover_cgroups() == []
     no_kpy_left()
     return done
-
-
-TRAFFIC = f"{sys.executable} {HERE / 'traffic.py'}"  # two calls, each checked
 
 
 def test_a_server_demanding_a_client_certificate_is_relayed_as_it_is(
@@ -117,15 +107,13 @@ def test_a_pinned_ca_file_fails_once_then_is_relayed(
 ) -> None:
     """curl --cacert FILE: a trust no variable tells kpy of. Its first call meets kpy's
     leaf and fails; kpy says so and relays the name's next connections as they are."""
-    traffic = tmp_path / "answers.py"
-    traffic.write_text(ANSWERS_TRAFFIC)
     answers = tmp_path / "answers.json"
     with https_upstream(cert) as api:
         url = api.url(API_HOST)
         env = curl_env(free_port(), url, PINNED_CA=str(ca.cert_path))
         env |= {"VERDICT_URLS": json.dumps({"first": url, "second": url})}
         env |= {"VERDICT_FILE": str(answers)}
-        done, meta, mocks = record(tmp_path, env, dns, f"{sys.executable} {traffic}")
+        done, meta, mocks = record(tmp_path, env, dns, ANSWERS)
     assert done.returncode == 0, done.stderr
     got = json.loads(answers.read_text())
     assert got["first"][0] == 502

@@ -6,7 +6,6 @@ of any kind reaches a recorded byte."""
 from __future__ import annotations
 
 import re
-import shlex
 import socket
 import subprocess
 import sys
@@ -16,9 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.conftest import KPY, child_env, free_port, leftover_cgroups, no_kpy_left
+from tests.conftest import (
+    child_env,
+    free_port,
+    leftover_cgroups,
+    no_kpy_left,
+    record_with_kpy,
+    replay_with_kpy,
+    write_config,
+)
 from tests.dns_server import DnsServer
 from tests.examples.shop import RATES_TOKEN, SHOP, TRAFFIC_LINES, app_argv, reset, shop_env
 from tests.servers import (
@@ -53,20 +59,14 @@ def record_shop(
     app_port = free_port()
     env = shop_env(pg, redis, app_port, rates_port) | env
     out = tmp / "kpy"
-    out.mkdir()
     if kpy_yml:
-        (out / "kpy.yml").write_text(
-            yaml.safe_dump({"version": "kpy/v1", "kind": "Config", **kpy_yml})
-        )
+        write_config(out, **kpy_yml)
     with DnsServer({RATES_HOST: "127.0.0.1"}) as dns:
-        argv = [
-            *KPY, "record", "-c", shlex.join(app_argv()), "--port", str(app_port),
-            "--path", str(out), "--traffic", TRAFFIC, "--set", "shop",
-            "--dns-upstream", f"127.0.0.1:{dns.port}",
-        ]  # fmt: skip
-        done = subprocess.run(
-            argv, env=child_env() | env, capture_output=True, text=True, timeout=180
-        )
+        dns_upstream = f"127.0.0.1:{dns.port}"
+        done = record_with_kpy(
+            app_argv(), app_port, out, TRAFFIC, child_env() | env,
+            "--set", "shop", "--dns-upstream", dns_upstream,
+        )  # fmt: skip
     return out, env, done
 
 
@@ -135,14 +135,8 @@ def tls_shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpsShop]:
 def kpy_test(
     shop: HttpsShop, tmp_path: Path, app: Path = SHOP / "app.py", *options: str
 ) -> subprocess.CompletedProcess[str]:
-    resolv = tmp_path / "resolv.conf"
-    resolv.write_text("nameserver 127.0.0.53\n")
-    argv = [
-        *KPY, "test", "-c", shlex.join([sys.executable, str(app)]), "--path", str(shop.kpy),
-        "--resolv-conf", str(resolv), *options,
-    ]  # fmt: skip
-    env = child_env() | shop.env
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
+    command = [sys.executable, str(app)]
+    return replay_with_kpy(command, shop.kpy, tmp_path, child_env() | shop.env, *options)
 
 
 def test_https_calls_are_recorded_in_clear(https_shop: HttpsShop) -> None:

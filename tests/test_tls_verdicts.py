@@ -7,9 +7,7 @@ wrong-name certificate. Each verdict is taken directly and through `kpy record` 
 
 from __future__ import annotations
 
-import http.client
 import json
-import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,14 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import KPY, child_env, free_port
+from tests.conftest import child_env, free_port, record_with_kpy
 from tests.https_upstream import https_upstream
 from tests.servers import postgres_server
 from tests.test_record import load_set
 from tests.test_tls_clients import SERVICES, client_env
 from tests.test_tls_fixtures import VERDICTS
 from tests.tls_certs import TestCA, self_signed
-from tests.tls_clients import CLIENTS, wait_healthy
+from tests.tls_clients import ANSWERS, HERE, wait_healthy
+from tests.tls_clients.answers import ask
 
 CASES = ("untrusted", "expired", "wrong-name", "wrong-name-dns", "self-signed")
 JAVA_VERDICTS = {  # measured: what Java's HttpClient says (javax.net.ssl.SSLHandshakeException)
@@ -38,18 +37,6 @@ JAVA_VERDICTS = {  # measured: what Java's HttpClient says (javax.net.ssl.SSLHan
     "self-signed": "PKIX path building failed",
 }
 
-TRAFFIC = """
-import http.client, json, os, sys
-answers = {}
-for case, url in json.loads(os.environ["VERDICT_URLS"]).items():
-    connection = http.client.HTTPConnection("127.0.0.1", int(os.environ["KPY_PORT"]), timeout=30)
-    connection.request("POST", "/call", b'{"n": 1}', {"X-Upstream-Url": url})
-    response = connection.getresponse()
-    answers[case] = [response.status, json.loads(response.read())]
-    connection.close()
-open(os.environ["VERDICT_FILE"], "w").write(json.dumps(answers))
-"""
-
 
 @dataclass(frozen=True)
 class Verdicts:
@@ -60,23 +47,29 @@ class Verdicts:
     """client -> the warnings of its recording."""
 
 
-def ask(port: int, urls: dict[str, str]) -> dict[str, list[object]]:
-    answers: dict[str, list[object]] = {}
-    for case, url in urls.items():
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        connection.request("POST", "/call", b'{"n": 1}', {"X-Upstream-Url": url})
-        response = connection.getresponse()
-        answers[case] = [response.status, json.loads(response.read())]
-        connection.close()
-    return answers
+def both_ways(
+    argv: list[str], env: dict[str, str], urls: dict[str, str], out: Path
+) -> tuple[dict[str, list[object]], dict[str, list[object]], list[str]]:
+    """The service's answer to a call to each URL: started on its own, then recorded by
+    kpy into ``out``; and the recording's warnings."""
+    port = int(env["PORT"])
+    with subprocess.Popen(argv, env=env, stderr=subprocess.DEVNULL) as service:
+        try:
+            wait_healthy(service, port)
+            direct = ask(port, urls)
+        finally:
+            service.kill()
+    answers = out.with_suffix(".json")
+    env = env | {"VERDICT_URLS": json.dumps(urls), "VERDICT_FILE": str(answers)}
+    done = record_with_kpy(argv, port, out, ANSWERS, env, "--set", "verdicts", timeout=120)
+    assert done.returncode == 0, done.stderr
+    return direct, json.loads(answers.read_text()), load_set(out / "verdicts")[0]["warnings"]
 
 
 @pytest.fixture(scope="module")
 def verdicts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Verdicts]:
     tmp = tmp_path_factory.mktemp("tls-verdicts")
     ca, stranger = TestCA(tmp / "ca"), TestCA(tmp / "stranger", "a CA nobody trusts")
-    traffic = tmp / "traffic.py"
-    traffic.write_text(TRAFFIC)
     with ExitStack() as stack:
         serve = lambda cert: stack.enter_context(https_upstream(cert))  # noqa: E731
         upstreams = {
@@ -89,24 +82,9 @@ def verdicts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Verdicts]:
         urls["wrong-name-dns"] = upstreams["wrong-name"].url("localhost")  # /etc/hosts
         direct, via_kpy, warnings = {}, {}, {}
         for client, argv in SERVICES.items():
-            port = free_port()
-            env = client_env(client, port, urls["expired"], ca.cert_path)
-            with subprocess.Popen(argv, env=env, stderr=subprocess.DEVNULL) as service:
-                try:
-                    wait_healthy(service, port)
-                    direct[client] = ask(port, urls)
-                finally:
-                    service.kill()
-            out, answers = tmp / client, tmp / f"{client}.json"
-            env |= {"VERDICT_URLS": json.dumps(urls), "VERDICT_FILE": str(answers)}
-            command = [
-                *KPY, "record", "-c", shlex.join(argv), "--port", str(port), "--path",
-                str(out), "--traffic", f"{sys.executable} {traffic}", "--set", "verdicts",
-            ]  # fmt: skip
-            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-            assert done.returncode == 0, done.stderr
-            via_kpy[client] = json.loads(answers.read_text())
-            warnings[client] = load_set(out / "verdicts")[0]["warnings"]
+            env = client_env(client, free_port(), urls["expired"], ca.cert_path)
+            found = both_ways(argv, env, urls, tmp / client)
+            direct[client], via_kpy[client], warnings[client] = found
     yield Verdicts(direct, via_kpy, warnings)
 
 
@@ -147,31 +125,14 @@ def test_libpq_meets_a_defective_database_through_kpy_as_without(tmp_path: Path)
         "expired": ca.expired(),
         "self-signed": self_signed(tmp_path / "self-signed"),
     }
-    argv = [sys.executable, str(Path(CLIENTS["urllib"][1]).parent / "postgres_service.py")]
-    traffic = tmp_path / "traffic.py"
-    traffic.write_text(TRAFFIC)
+    argv = [sys.executable, str(HERE / "postgres_service.py")]
     with ExitStack() as stack:
         servers = {name: stack.enter_context(postgres_server(cert=c)) for name, c in certs.items()}
         urls = {
             f"{mode} {cert}": f"{servers[cert].dsn()}?sslmode={mode}" for mode, cert in PG_CASES
         }
-        port = free_port()
-        env = child_env() | {"PORT": str(port), "PGSSLROOTCERT": str(ca.cert_path)}
-        with subprocess.Popen(argv, env=env, stderr=subprocess.DEVNULL) as service:
-            try:
-                wait_healthy(service, port)
-                direct = ask(port, urls)
-            finally:
-                service.kill()
-        answers = tmp_path / "answers.json"
-        env |= {"VERDICT_URLS": json.dumps(urls), "VERDICT_FILE": str(answers)}
-        command = [
-            *KPY, "record", "-c", shlex.join(argv), "--port", str(port), "--path",
-            str(tmp_path / "kpy"), "--traffic", f"{sys.executable} {traffic}",
-        ]  # fmt: skip
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    via_kpy = json.loads(answers.read_text())
+        env = child_env() | {"PORT": str(free_port()), "PGSSLROOTCERT": str(ca.cert_path)}
+        direct, via_kpy, _ = both_ways(argv, env, urls, tmp_path / "kpy")
     for (mode, cert), verdict in PG_CASES.items():
         status, answer = direct[f"{mode} {cert}"]
         if verdict is None:

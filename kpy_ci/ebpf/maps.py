@@ -137,6 +137,11 @@ def plain_ip(text: str) -> str:
     return str(mapped or ip)
 
 
+def host_of(destination: str) -> str:
+    """The address of ``127.0.0.1:80`` or ``[::1]:80``, plain (:func:`plain_ip`)."""
+    return plain_ip(destination.rpartition(":")[0].strip("[]"))
+
+
 def pass_key(network: str, port: int = 0) -> PassKey:
     """A passthrough rule: ``network`` (an address or CIDR), on ``port`` or any port (0)."""
     net = ipaddress.ip_network(network, strict=False)

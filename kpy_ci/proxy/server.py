@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from kpy_ci.ebpf.maps import Address, plain_ip
+from kpy_ci.ebpf.maps import Address, host_of
 from kpy_ci.errors import EnvironmentProblem
 from kpy_ci.mock_store import MockStore
 from kpy_ci.protocols import generic, http, tls
@@ -448,7 +448,7 @@ class MockEgress:
         hello_bytes = await read_client_hello(first, client[0])
         hello = tls.parse_client_hello(hello_bytes)
         # a client without SNI checks the address it dialled, as it wrote it
-        name = hello.server_name or plain_ip(where.rsplit(":", 1)[0].strip("[]"))
+        name = hello.server_name or host_of(where)
         recorded = self.store.recorded_tls(where, hello.server_name) or {}
         why = None
         if recorded.get("opaque"):

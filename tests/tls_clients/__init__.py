@@ -34,6 +34,11 @@ JAVA = {"java": ["java", str(HERE / "JavaService.java")]}
 """Java's HttpClient: trusted through a trust store that JAVA_TOOL_OPTIONS names, so kept
 apart from the clients above, which read PEM files."""
 
+TRAFFIC = f"{sys.executable} {HERE / 'traffic.py'}"
+"""kpy's traffic for a client service: two calls, each checked against the upstream's echo."""
+ANSWERS = f"{sys.executable} {HERE / 'answers.py'}"
+"""kpy's traffic that keeps the service's answer to a call per URL (answers.py)."""
+
 TRUST_VARIABLE = {
     # the one each runtime documents, by which the tests give each client its CA
     "urllib": "SSL_CERT_FILE",
@@ -51,6 +56,7 @@ TRUST_VARIABLES = (
     "REQUESTS_CA_BUNDLE",
     "CURL_CA_BUNDLE",
     "NODE_EXTRA_CA_CERTS",
+    "JAVA_TOOL_OPTIONS",
 )
 """The environment variables by which one runtime or another adds trust: a test removes
 them all from a service's environment before giving it the one it means."""
