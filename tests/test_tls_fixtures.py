@@ -32,14 +32,38 @@ from tests.servers import REDIS_PASSWORD, pg_bin, postgres_server, redis_server
 from tests.tls_certs import TestCA, self_signed
 from tests.tls_clients import CLIENTS, TRUST_VARIABLE, TRUST_VARIABLES, service_env, wait_healthy
 
+
+def node_build() -> tuple[int, bool]:
+    """Node's major version, and whether it is linked to the system's OpenSSL: the two
+    facts of a Node build that change what it trusts and offers."""
+    out = subprocess.run(
+        [
+            "node",
+            "-p",
+            "process.versions.node + ' ' + !!process.config.variables.node_shared_openssl",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return int(out[0].split(".")[0]), out[1] == "true"
+
+
+NODE_MAJOR, NODE_SHARED_OPENSSL = node_build()
+# Debian's Node (18.20.4 on Debian 12) is linked to the system's OpenSSL and built to use its
+# CA store, so OpenSSL's default paths reach it too; nodejs.org and NodeSource builds bundle
+# their own roots and take only NODE_EXTRA_CA_CERTS.
+NODE_TRUST = {"NODE_EXTRA_CA_CERTS"} | (
+    {"SSL_CERT_FILE", "SSL_CERT_DIR"} if NODE_SHARED_OPENSSL else set()
+)
 TRUSTED_BY: dict[str, set[str]] = {
     # measured: the variables that, alone, make the client trust the CA
     "urllib": {"SSL_CERT_FILE", "SSL_CERT_DIR"},  # OpenSSL's default paths
     "requests": {"REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"},  # else certifi; SSL_CERT_* ignored
     "httpx": {"SSL_CERT_FILE", "SSL_CERT_DIR"},  # httpx reads them itself, else certifi
     "aiohttp": {"SSL_CERT_FILE", "SSL_CERT_DIR"},  # ssl.create_default_context()
-    "node-https": {"NODE_EXTRA_CA_CERTS"},  # added to Node's bundled roots
-    "node-fetch": {"NODE_EXTRA_CA_CERTS"},
+    "node-https": NODE_TRUST,
+    "node-fetch": NODE_TRUST,
     "curl": {"CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR"},  # the curl tool reads all 3
 }
 PYTHON = ("urllib", "requests", "httpx", "aiohttp")
@@ -89,13 +113,13 @@ VERDICTS: dict[str, dict[str, str]] = {
         "curl: (60) SSL certificate problem: self-signed certificate",
     ),
 }
-ALPN_OFFERED = {  # measured; Node's https module offers no ALPN at all
+ALPN_OFFERED = {  # measured; Node's https module offers no ALPN at all, nor Node 18's fetch
     "urllib": ["http/1.1"],
     "requests": ["http/1.1"],
     "httpx": ["http/1.1"],
     "aiohttp": ["http/1.1"],
     "node-https": [],
-    "node-fetch": ["http/1.1"],
+    "node-fetch": ["http/1.1"] if NODE_MAJOR >= 20 else [],
     "curl": ["h2", "http/1.1"],
 }
 
