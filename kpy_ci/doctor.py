@@ -7,12 +7,14 @@ from __future__ import annotations
 import os
 import platform
 import socket
+import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from kpy_ci import trust
+from kpy_ci import clock, trust
 from kpy_ci.ebpf import cgroup, libbpf
 from kpy_ci.ebpf.maps import Address
 from kpy_ci.ebpf.session import Session, bpf_object_path, check_privileges
@@ -103,6 +105,30 @@ def _tls_trust() -> tuple[bool, str]:
     return not missed, said
 
 
+def _replay_clock() -> tuple[bool, str]:
+    """A program started under the replay clock, a day back, reads that day and sleeps."""
+    why = clock.unavailable()
+    if why is not None:
+        return False, f"off: {why}; kpy test runs on today's clock"
+    with clock.ReplayClock() as replay_clock:
+        replay_clock.set_offset(-86_400.0)
+        probe = "import time; time.sleep(0.001); print(time.time())"
+        run = subprocess.run(
+            [sys.executable, "-c", probe],
+            env=replay_clock.env(os.environ),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    lines = (run.stdout or run.stderr).strip().splitlines()
+    if run.returncode != 0 or not lines:
+        return False, f"a program under libfaketime failed: {(lines or ['no output'])[-1]}"
+    moved = float(lines[-1]) - time.time()
+    if abs(moved + 86_400.0) > 60:
+        return False, f"libfaketime did not move the clock (moved {moved:+.0f} s, not -86400)"
+    return True, f"{replay_clock.library}: each test runs at the instant it was recorded"
+
+
 # name, check, required, needs every required check before it to have passed
 CHECKS: list[tuple[str, Callable[[], tuple[bool, str]], bool, bool]] = [
     ("kernel", _kernel, True, False),
@@ -113,6 +139,7 @@ CHECKS: list[tuple[str, Callable[[], tuple[bool, str]], bool, bool]] = [
     ("BPF programs", _bpf_object, True, True),
     ("redirect", _live_redirect, True, True),
     ("TLS trust", _tls_trust, False, False),
+    ("replay clock", _replay_clock, False, False),
 ]
 
 

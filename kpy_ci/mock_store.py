@@ -143,6 +143,8 @@ class MockStore:
         self._served: list[str] = []  # since the last end_test
         self.last_call = 0.0  # time.monotonic() of the last call served or missed
         self._tls: dict[str, Doc] = {}  # by destination, and by the name the service asked for
+        self.origins: list[generated.Exchange] = []
+        """The mocks' generated-looking values, for ``Substitutions.note_origins``."""
         self._lock = threading.Lock()
         try:
             for span, doc in self._file.scan():
@@ -150,7 +152,12 @@ class MockStore:
                 if "tls" in doc:
                     self._note_tls(doc["destination"], doc["tls"])
                 if substitutions is not None:
-                    substitutions.note_seen(doc["response"])
+                    request = MATCHERS[doc["protocol"]].readable(doc["request"])
+                    origin = generated.Exchange.of(
+                        float(doc.get("started", 0.0)), request, doc["response"], True
+                    )
+                    if origin is not None:
+                        self.origins.append(origin)
         except BaseException:
             self._file.close()
             raise
@@ -275,7 +282,7 @@ class MockStore:
         shape = _shape(protocol, live) if subs is not None else None
         if subs is None or shape is None:
             return None
-        now = generated.Window(self._started, time.time())
+        now = self.live_window()
         entries = [e for e in self._shapes.get(shape, ()) if e.name not in self._used]
         own = [e for e in entries if e.name in self._test_names]
         for e in own[:GENERATED_TRIED] + [e for e in entries if e not in own][:GENERATED_TRIED]:
@@ -285,6 +292,10 @@ class MockStore:
                 subs.commit(pairs)
                 return e
         return None
+
+    def live_window(self) -> generated.Window:
+        """When the replay has run so far."""
+        return generated.Window(self._started, time.time())
 
     def _document(self, entry: Entry) -> Doc:
         """The mock's document, read again from the file; reusable ones kept once read

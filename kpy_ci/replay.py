@@ -21,9 +21,10 @@ from typing import IO, Any
 
 import httpx
 
-from kpy_ci import generated, redact, resend
+from kpy_ci import clock, generated, redact, resend
 from kpy_ci.compare import compare_response, noise_between, render
 from kpy_ci.config import Config
+from kpy_ci.ebpf import cgroup
 from kpy_ci.ebpf.maps import Address
 from kpy_ci.ebpf.session import Session
 from kpy_ci.errors import EnvironmentProblem
@@ -65,6 +66,9 @@ class TestOptions:
     headers: dict[str, str] = field(default_factory=dict)
     """--header: values for headers the recording redacted (Authorization...), by lower-case
     name; given to each request that recorded the header."""
+    clock: str | None = None
+    """--clock: ``recorded`` (the replay clock, clock.py), ``real``, or None: recorded
+    where this machine can, else real with a warning."""
 
 
 def in_shard(set_name: str, test: str, shard: tuple[int, int] | None) -> bool:
@@ -102,8 +106,6 @@ def _replay_set(
     service_log = ServiceLog(log)
     chain = redact.filters(opts.config)
     substitutions = generated.Substitutions(_recorded_window(test_set.meta))
-    for test in test_set.tests:  # what clients sent came from outside the service
-        substitutions.note_seen(test.doc["request"])
     ledger = LedgerKeeper()
     store = MockStore(
         test_set.mocks_file,
@@ -111,10 +113,22 @@ def _replay_set(
         substitutions,
         ledger,
     )
+    answered = (
+        generated.Exchange.of(
+            float(t.doc.get("started", 0.0)), t.doc["request"], t.doc["response"], False
+        )
+        for t in test_set.tests
+    )
+    substitutions.note_origins(
+        sorted([*store.origins, *(e for e in answered if e)], key=lambda e: e.started)
+    )
     termination = Termination()
     trust = contextlib.ExitStack()
     loop = ProxyLoop()
     session: Session | None = None
+    replay_clock = _replay_clock(opts, test_set, log)
+    if replay_clock is not None:
+        trust.enter_context(replay_clock)
 
     def lookup(peer: tuple[str, int]) -> Address | None:
         return session.original_destination(peer) if session is not None else None
@@ -136,7 +150,7 @@ def _replay_set(
                 opts.command,
                 resolv_conf=opts.resolv_conf,
                 mounts=trusted.mounts,
-                env=trusted.env,
+                env=replay_clock.env(trusted.env) if replay_clock else trusted.env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
             )
@@ -151,6 +165,11 @@ def _replay_set(
                     service_log,
                     group=session.cgroup,
                 )
+                if error is None and replay_clock is not None and session.cgroup is not None:
+                    unmoved = clock.unmoved(cgroup.pids_below(session.cgroup))
+                    for line in unmoved:
+                        print(f"kpy: warning: {line}", file=log)
+                    substitutions.clock = not unmoved
                 if error is None:
                     print(f"kpy: replaying {test_set.name} ({len(tests)} tests)", file=log)
                     if not test_set.meta.get("complete", True):
@@ -159,6 +178,7 @@ def _replay_set(
                     runner = _Runner(
                         test_set, tests, opts, store, service_log, port, chain, session
                     )
+                    runner.clock = replay_clock
                     result.tests = runner.run(log)
                 else:
                     result.error = error.splitlines()[0]
@@ -174,6 +194,31 @@ def _replay_set(
     result.log_tail = service_log.tail(40)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _replay_clock(opts: TestOptions, test_set: TestSet, log: IO[str]) -> clock.ReplayClock | None:
+    """The replay clock for this set, or None: --clock real, or (with no --clock) a machine
+    or a set that cannot have it, said once."""
+    if opts.clock == "real":
+        return None
+    why = clock.unavailable()
+    if why is None and _recorded_instant(test_set.meta, 0.0) is None:
+        why = f"{test_set.name} does not say when it was recorded (test-set.yaml started_at)"
+    start = _recorded_instant(test_set.meta, 0.0)
+    if why is None and start is not None:
+        replay_clock = clock.ReplayClock()
+        replay_clock.set_instant(start)  # the service starts when its recording started
+        return replay_clock
+    if opts.clock == "recorded":
+        raise EnvironmentProblem(f"--clock recorded: {why}")
+    print(f"kpy: warning: the replay clock is off ({why}): tests run on today's clock", file=log)
+    return None
+
+
+def _recorded_instant(meta: dict[str, Any], started: float) -> float | None:
+    """When something ``started`` seconds into the recording happened, epoch seconds."""
+    start = generated.instant(str(meta.get("started_at", "")))
+    return None if start is None else start + started
 
 
 def _recorded_window(meta: dict[str, Any]) -> generated.Window | None:
@@ -223,6 +268,7 @@ class _Runner:
         self.passed_through: Callable[[], Mapping[Address, int]] = (
             session.passed_through if session is not None else dict
         )
+        self.clock: clock.ReplayClock | None = None
 
     def run(self, log: IO[str]) -> list[TestResult]:
         results = []
@@ -244,14 +290,17 @@ class _Runner:
         if ledger is not None:
             ledger.begin_test()
         self.store.begin_test(test.mocks)
-        live, error = self._send(client, test.doc["request"])
+        if self.store.substitutions is not None:  # the test's times, give or take its length
+            length = float(test.doc.get("ended", 0.0)) - float(test.doc.get("started", 0.0))
+            self.store.substitutions.slack = generated.CLOCK_SLACK_SECONDS + max(length, 0.0)
+        live, error = self._send(client, test)
         misses, served = self._settle()
         noise = [*self.opts.config.noise, *test.noise]
         proposed: list[str] = []
         if self.opts.detect_noise and live is not None:
             self.store.forget(served)
             self.store.begin_test(test.mocks)
-            again, _ = self._send(client, test.doc["request"])
+            again, _ = self._send(client, test)
             misses += self._settle()[0]
             if again is not None:
                 proposed = [p for p in noise_between(live, again) if p not in noise]
@@ -263,9 +312,14 @@ class _Runner:
         # the recorded answer with the generated values the replay used in their place
         subs = self.store.substitutions
         recorded = subs.apply(test.doc["response"]) if subs else test.doc["response"]
-        differences = (
-            compare_response(recorded, live, [*noise, *proposed]) if live is not None else []
-        )
+        differences = []
+        if live is not None and subs is not None:
+            window = self.store.live_window()
+            differences = compare_response(
+                recorded, live, [*noise, *proposed], lambda a, b: subs.take(a, b, window)
+            )
+        elif live is not None:
+            differences = compare_response(recorded, live, [*noise, *proposed])
         message, details = _verdict(error, misses, not_made, differences)
         if differences and live is not None:
             details = render(differences, recorded, live) + ("\n\n" + details if details else "")
@@ -299,7 +353,12 @@ class _Runner:
             time.sleep(QUIET_SECONDS - quiet)
         return self.store.end_test()
 
-    def _send(self, client: httpx.Client, request: Doc) -> tuple[Doc | None, str]:
+    def _send(self, client: httpx.Client, test: TestCase) -> tuple[Doc | None, str]:
+        request = test.doc["request"]
+        if self.clock is not None:  # the service's clock at the instant the test was recorded
+            at = _recorded_instant(self.test_set.meta, float(test.doc.get("started", 0.0)))
+            if at is not None:
+                self.clock.set_instant(at)
         try:
             response, raw = resend.send(client, self.base_url, request, self.opts.headers)
         except resend.NoAnswer as e:

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from kpy_ci.ebpf import cgroup
 from kpy_ci.service_log import ServiceLog
 
 STOP_SECONDS = 10.0
@@ -99,8 +100,7 @@ def listens_in(group: Path, port: int, proc: Path = Path("/proc")) -> bool:
             listening |= listening_sockets((proc / "net" / table).read_text(), port)
     if not listening:
         return False
-    pids = [int(pid) for procs in group.rglob("cgroup.procs") for pid in procs.read_text().split()]
-    return bool(listening & socket_inodes(pids, proc))
+    return bool(listening & socket_inodes(cgroup.pids_below(group), proc))
 
 
 def listening_host(port: int) -> str | None:

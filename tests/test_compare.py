@@ -266,3 +266,16 @@ def test_render_text_bodies_and_binary_bodies() -> None:
     recorded, live = response({"base64": "AAE="}), response({"base64": "AAI="})
     text = render(compare_response(recorded, live), recorded, live)
     assert text == "body: 'AAE=' -> 'AAI='"  # no diff of bytes
+
+
+def test_a_header_derived_from_the_body_is_judged_through_it() -> None:
+    def answer(body: dict[str, object], etag: str) -> dict[str, object]:
+        return {"status": 200, "headers": [["ETag", etag]], "body": {"json": body}}
+
+    recorded = answer({"at": "x", "n": 1}, 'W/"a1"')
+    noisy = compare_response(recorded, answer({"at": "y", "n": 1}, 'W/"b2"'), ["body.at"])
+    assert noisy == []  # the body differs in noise only: so does its ETag
+    changed = compare_response(recorded, answer({"at": "x", "n": 2}, 'W/"c3"'))
+    assert [d.where for d in changed] == ["body.n"]  # the body says it; the ETag adds nothing
+    same_body = compare_response(recorded, answer({"at": "x", "n": 1}, 'W/"d4"'))
+    assert [d.where for d in same_body] == ["header.ETag"]  # the same body, another ETag

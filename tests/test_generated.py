@@ -1,12 +1,15 @@
-"""generated.py: which values a service made up, and substitution one to one."""
+"""generated.py: which values a service made up, and substitution one to one; trace.py:
+the trace comments left out of SQL's match key."""
 
 from __future__ import annotations
 
 import time
 import uuid
 
-from kpy_ci.generated import MASK, Substitutions, Window, masked, tokens
-from kpy_ci.protocols.postgres_replay import readable
+import pytest
+
+from kpy_ci.generated import MASK, Exchange, Substitutions, Window, instant, masked, tokens
+from kpy_ci.protocols.postgres_replay import match_key, readable
 
 NOW = time.time()
 RECORDED = Window(NOW - 86_400 * 3, NOW - 86_400 * 3 + 60)  # three days ago, for a minute
@@ -70,3 +73,109 @@ def test_postgres_binary_uuids_and_times_are_read_as_text() -> None:
     parse = {"type": "Parse", "statement": "", "sql": "x", "param_types": [2950, 1184, 21]}
     out = readable({"messages": [parse, bind]})["messages"][1]["params"]
     assert out[0] == str(u) and out[1].startswith("2026-") and out[2] == {"base64": "AAE="}
+
+
+def test_times_in_every_common_shape_are_found_and_read() -> None:
+    at = 1796593350.0  # 2026-12-06 21:42:30 UTC
+    shapes = {
+        "2026-12-06 21:42:30.961 +00:00": at + 0.961,  # Sequelize
+        "2026-12-06T21:42:30Z": at,
+        "2026-12-06T23:42:30.5+02:00": at + 0.5,
+        "2026-12-06 21:42:30": at,  # SQL, MySQL DATETIME (no zone: UTC)
+        "2026-12-06T21:42:30.123456789+0000": at + 0.123456,  # nanoseconds (Go, Java)
+        "2026-12-06 21:42:30+00": at,  # PostgreSQL's text
+        "Sun, 06 Dec 2026 21:42:30 GMT": at,  # HTTP dates
+        "1796593350": at,  # Unix seconds
+        "1796593350250": at + 0.25,  # and milliseconds
+    }
+    for text, expected in shapes.items():
+        assert list(tokens(f"x '{text}' y")) == [text], text
+        assert instant(text) == pytest.approx(expected), text
+    assert list(tokens({"iat": 1796593350, "n": 5, "ok": True, "price": 1796593350.5})) == [
+        "1796593350"
+    ]
+    assert masked({"exp": 1796593350, "n": 7}) == {"exp": MASK, "n": 7}
+    for text in ("order 12, id 0000-1", "phone 0123456789", "v1.2.3", "2026-12-06"):
+        assert list(tokens(text)) == [], text
+
+
+def test_under_the_replay_clock_a_time_stands_only_for_one_near_it() -> None:
+    subs = Substitutions(RECORDED, clock=True, slack=2.0)
+    issued, expires = RECORDED.start + 10, RECORDED.start + 10 + 3600  # an hour ahead
+    assert subs.pairs(
+        key(iso(issued), iso(expires)), key(iso(issued + 1), iso(expires + 1)), REPLAY
+    )
+    assert subs.pairs(key(iso(issued)), key(iso(issued + 30)), REPLAY) is None  # too far
+    assert subs.pairs(key(iso(issued)), key(iso(NOW)), REPLAY) is None  # today's clock
+
+
+def test_the_times_new_in_one_call_move_together() -> None:
+    subs = Substitutions(RECORDED)
+    then, now = RECORDED.start + 10, NOW - 1
+    same = key(iso(then), iso(then + 30)), key(iso(now), iso(now + 30))
+    assert subs.pairs(*same, REPLAY) is not None
+    longer = key(iso(then), iso(then + 30)), key(iso(now), iso(now + 60))  # a lifetime changed
+    assert subs.pairs(*longer, REPLAY) is None
+    epoch = Substitutions(RECORDED, clock=True)
+    token = {"iat": int(then), "exp": int(then) + 30}
+    assert epoch.take(token, {"iat": int(then) + 1, "exp": int(then) + 31}, REPLAY)
+    assert epoch.apply(token) == {"iat": int(then) + 1, "exp": int(then) + 31}
+    assert not Substitutions(RECORDED, clock=True).take(
+        token, {"iat": int(then), "exp": int(then) + 60}, REPLAY
+    )
+
+
+def test_a_value_is_the_services_own_if_it_said_it_first() -> None:
+    subs = Substitutions(RECORDED)
+    made, fetched, sent = (str(uuid.uuid4()) for _ in range(3))
+    subs.note_origins(
+        e
+        for e in (
+            Exchange.of(0.0, {"url": f"/users/{sent}"}, {"id": made}, outbound=False),
+            Exchange.of(0.1, {"sql": f"INSERT {made} RETURNING *"}, {"rows": [[made]]}, True),
+            Exchange.of(0.2, {"sql": "SELECT"}, {"rows": [[fetched]]}, outbound=True),
+            Exchange.of(0.3, {"url": f"/users/{made}"}, {}, outbound=False),
+        )
+        if e is not None
+    )
+    assert subs.seen == {sent, fetched}  # a client's value, and one read from a database
+
+
+def test_sqlcommenter_comments_are_inert_and_hints_are_not() -> None:
+    trace = "/*traceparent='00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'*/"
+    assert match_key({"sql": f"SELECT 1 {trace}"}) == match_key({"sql": "SELECT 1"})
+    django = "/*controller='index',db_driver='django.db.backends.postgresql'*/"
+    assert match_key({"sql": f"{django} SELECT 1"}) == match_key({"sql": "SELECT 1"})
+    for kept in ("/*+ SeqScan(t) */", "/*! STRAIGHT_JOIN */", "/* a note */"):
+        assert match_key({"sql": f"SELECT {kept} 1"}) != match_key({"sql": "SELECT 1"}), kept
+
+
+def jwt(claims: dict[str, object], key: bytes = b"k", alg: str = "HS256") -> str:
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    head = part(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    body = part(json.dumps(claims).encode())
+    signature = hmac.new(key, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{part(signature)}"
+
+
+def test_a_jwt_is_judged_by_its_claims_and_its_signature_through_them() -> None:
+    at = int(RECORDED.start) + 10
+    recorded = jwt({"sub": "7", "role": "user", "iat": at, "exp": at + 30})
+    subs = Substitutions(RECORDED, clock=True)
+    a_second_later = jwt({"sub": "7", "role": "user", "iat": at + 1, "exp": at + 31})
+    assert subs.take({"token": recorded}, {"token": a_second_later}, REPLAY)
+    for changed in (
+        {"sub": "7", "role": "user", "iat": at, "exp": at + 60},  # lifetime
+        {"sub": "7", "role": "admin", "iat": at, "exp": at + 30},  # a claim
+    ):
+        fresh = Substitutions(RECORDED, clock=True)
+        assert not fresh.take(recorded, jwt(changed), REPLAY), changed
+    other_key = jwt({"sub": "7", "role": "user", "iat": at, "exp": at + 30}, key=b"other")
+    assert not Substitutions(RECORDED, clock=True).take(recorded, other_key, REPLAY)

@@ -76,6 +76,12 @@ def header_option(values: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--write-noise", is_flag=True, help="With --detect-noise: add the proposals to the test files."
 )
+@click.option(
+    "--clock",
+    type=click.Choice(["recorded", "real"]),
+    help="recorded: each test runs with the service's wall clock at the instant it was "
+    "recorded (libfaketime); real: today's clock. Default: recorded where the machine can.",
+)
 @click.option("--ready-url", help="URL that answers below 500 once the service is ready.")
 @click.option("--ready-timeout", type=float, default=60.0, show_default=True, help="Seconds.")
 @click.option(
@@ -111,6 +117,7 @@ def test(
     shard: str | None,
     detect_noise: bool,
     write_noise: bool,
+    clock: str | None,
     ready_url: str | None,
     ready_timeout: float,
     request_timeout: float,
@@ -147,6 +154,7 @@ def test(
         config=config,
         resolv_conf=resolv_conf,
         headers=header_option(headers),
+        clock=clock,
     )
     result = replay(options, sys.stderr)
     if drifts is not None:

@@ -102,6 +102,11 @@ def pids(cgroup: Path) -> list[int]:
     return [int(p) for p in text.split()]
 
 
+def pids_below(group: Path) -> list[int]:
+    """The processes of the cgroup and of every cgroup below it."""
+    return [pid for procs in sorted(group.rglob("cgroup.procs")) for pid in pids(procs.parent)]
+
+
 def kill_all(cgroup: Path, timeout: float = 5.0) -> None:
     """SIGKILL every process in the cgroup, children it forked included, and wait until it
     is empty. cgroup.kill (Linux 5.14+) does it in one step; older kernels get a loop."""

@@ -37,12 +37,16 @@ from kpy_ci.protocols import postgres
 from kpy_ci.protocols.base import Doc, Matcher, MockSource, from_text_or_base64
 from kpy_ci.protocols.postgres_framing import Framer, note_statement
 from kpy_ci.protocols.postgres_messages import decode_message, decode_untyped, encode_message
+from kpy_ci.trace import without_trace_comments
 
 MISS_CODE = "XX000"  # internal_error: the service sees a failed query, the test fails
 
 
 def _sql(value: str | Doc) -> str:
-    return " ".join(value.split()) if isinstance(value, str) else repr(value)
+    """A statement as its key holds it: spaces collapsed, trace comments out (trace.py)."""
+    return (
+        " ".join(without_trace_comments(value).split()) if isinstance(value, str) else repr(value)
+    )
 
 
 def _message_key(m: Doc) -> Hashable:
