@@ -157,11 +157,12 @@ def _json_diff(
         out.append(Difference(where, a, b))
 
 
-def noise_between(first: Doc, second: Doc) -> list[str]:
+def noise_between(first: Doc, second: Doc, same: Same = _equal) -> list[str]:
     """What differs between two replies to the same request (replayed twice on the same
-    mocks): noise, as paths (list indexes as ``*``), defaults aside."""
+    mocks): noise, as paths (list indexes as ``*``), defaults aside; ``same``: what is a
+    made-up value both times (matched by substitution, so no noise)."""
     found: list[str] = []
-    for d in compare_response(first, second):
+    for d in compare_response(first, second, (), same):
         if d.where.startswith("header."):
             pattern = d.where
         else:

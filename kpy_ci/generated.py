@@ -55,35 +55,122 @@ def _epoch(value: object) -> bool:
     return type(value) is int and EPOCH.fullmatch(str(value)) is not None
 
 
-def tokens(value: Any) -> Iterator[str]:
+def tokens(value: Any, token: re.Pattern[str] = TOKEN) -> Iterator[str]:
     """Every UUID- or time-like text in a value (YAML-ready data, or a match key of
-    tuples), in order; a number that may be a Unix time as its digits."""
+    tuples), in order; a number that may be a Unix time as its digits. ``token``: what to
+    look for (``Substitutions.token`` adds the learned made-up values)."""
     if isinstance(value, str):
-        yield from (m.group(0) for m in TOKEN.finditer(value))
+        yield from (m.group(0) for m in token.finditer(value))
     elif _epoch(value):
         yield str(value)
     elif isinstance(value, dict):
         for item in value.values():
-            yield from tokens(item)
+            yield from tokens(item, token)
     elif isinstance(value, list | tuple):
         for item in value:
-            yield from tokens(item)
+            yield from tokens(item, token)
 
 
-def masked(value: Any) -> Any:
+def masked(value: Any, token: re.Pattern[str] = TOKEN) -> Any:
     """The value with every UUID- or time-like text (and Unix-time number) replaced by one
     mask: what stays equal between two runs of a call whose generated values differ."""
     if isinstance(value, str):
-        return TOKEN.sub(MASK, value)
+        return token.sub(MASK, value)
     if _epoch(value):
         return MASK
     if isinstance(value, dict):
-        return {k: masked(v) for k, v in value.items()}
+        return {k: masked(v, token) for k, v in value.items()}
     if isinstance(value, list):
-        return [masked(v) for v in value]
+        return [masked(v, token) for v in value]
     if isinstance(value, tuple):
-        return tuple(masked(v) for v in value)
+        return tuple(masked(v, token) for v in value)
     return value
+
+
+def token_pattern(learned: Iterable[str] = ()) -> re.Pattern[str]:
+    """What ``tokens`` looks for: the built-in kinds, then the learned made-up values."""
+    return re.compile("|".join([TOKEN.pattern, *learned]), re.I) if learned else TOKEN
+
+
+DELIMITERS = " \t\r\n'\"`,;()[]{}<>=&?:|"
+"""What ends a value inside a text (SQL, a query string, a Redis key): a made-up value's
+pattern starts and stops at one of them. Not ``/``, ``.``, ``$``, ``+`` or ``-``: base64,
+bcrypt and JWTs hold them."""
+MIN_MADE_UP = 8  # fewer characters that change are a counter or a choice, not randomness
+_CLASSES = (
+    ("0-9", str.isdigit),
+    ("a-f", lambda c: c in "abcdef"),
+    ("A-F", lambda c: c in "ABCDEF"),
+)
+
+
+def learned_pattern(first: str, second: str) -> str | None:
+    """The pattern of a made-up value, from two runs of the same call or response that
+    gave ``first`` and ``second`` at the same place: the characters both share at its ends
+    stay as they are (``$2b$10$`` of a bcrypt hash: a changed cost is a changed value), the
+    ones between become a character class of their length. None when what changed is too
+    short to be made up, or is no value of its own (it spans a delimiter)."""
+    if first == second:
+        return None
+    start = 0
+    while start < min(len(first), len(second)) and first[start] == second[start]:
+        start += 1
+    end = 0
+    while end < min(len(first), len(second)) - start and first[-1 - end] == second[-1 - end]:
+        end += 1
+    # widen to the whole value: back to a delimiter on each side
+    begin = max(first.rfind(c, 0, start) for c in DELIMITERS) + 1
+    after = [i for i in (first.find(c, len(first) - end) for c in DELIMITERS) if i != -1]
+    stop_first = min(after, default=len(first))
+    stop_second = len(second) - (len(first) - stop_first)
+    value_a, value_b = first[begin:stop_first], second[begin:stop_second]
+    # the fixed ends: what both share, cut back to a non-alphanumeric character, as a
+    # random run may share its first or last characters by chance
+    head = value_a[: start - begin]
+    head = head[: max((i + 1 for i, c in enumerate(head) if not c.isalnum()), default=0)]
+    tail_length = max(0, stop_first - (len(first) - end))
+    tail = value_a[len(value_a) - tail_length :] if tail_length else ""
+    cut = next((i for i, c in enumerate(tail) if not c.isalnum()), len(tail))
+    tail = tail[cut:]
+    middles = (
+        value_a[len(head) : len(value_a) - len(tail)],
+        value_b[len(head) : len(value_b) - len(tail)],
+    )
+    if min(len(m) for m in middles) < MIN_MADE_UP:
+        return None
+    if any(c in DELIMITERS for m in middles for c in m):
+        return None
+    chars = set("".join(middles))
+    if any(c.isalpha() and c not in "abcdefABCDEF" for c in chars):
+        kinds = "A-Za-z0-9" + "".join(
+            sorted(
+                {re.escape(c) for c in chars if not c.isalnum()}
+                | {r"\.", "/", r"\+", "_", r"\-", "="}
+            )
+        )
+    else:
+        kinds = "".join(name for name, holds in _CLASSES if any(holds(c) for c in chars))
+        kinds += "".join(sorted(re.escape(c) for c in chars if not c.isalnum()))
+    low, high = sorted(len(m) for m in middles)
+    count = f"{{{low}}}" if low == high else f"{{{max(MIN_MADE_UP, low - 2)},{high + 2}}}"
+    return rf"(?<![A-Za-z0-9]){re.escape(head)}[{kinds}]{count}{re.escape(tail)}(?![A-Za-z0-9])"
+
+
+def differing_texts(first: Any, second: Any) -> Iterator[tuple[str, str]]:
+    """The texts at the same place in two values of the same shape that differ."""
+    if isinstance(first, str) and isinstance(second, str):
+        if first != second:
+            yield first, second
+    elif isinstance(first, dict) and isinstance(second, dict) and first.keys() == second.keys():
+        for key in first:
+            yield from differing_texts(first[key], second[key])
+    elif (
+        isinstance(first, list | tuple)
+        and isinstance(second, list | tuple)
+        and len(first) == len(second)
+    ):
+        for a, b in zip(first, second, strict=True):
+            yield from differing_texts(a, b)
 
 
 def instant(text: str) -> float | None:
@@ -124,24 +211,34 @@ class Window:
 
 
 @dataclass(frozen=True)
-class Exchange:
-    """A call the service made (``outbound``: a mock) or a request it answered (a test),
-    kept as the generated-looking values of each half (a set may hold millions)."""
+class Said:
+    """Half of an exchange: its generated-looking values, when it happened, and whether the
+    service said it (a call it made, a response it gave) or was told it (a reply, a
+    client's request). A set may hold millions: only these are kept."""
 
-    started: float
-    request: frozenset[str]
-    response: frozenset[str]
-    outbound: bool
+    at: float
+    values: frozenset[str]
+    by_service: bool
 
-    @classmethod
-    def of(cls, started: float, request: Any, response: Any, outbound: bool) -> Exchange | None:
-        """None when neither half holds any such value."""
-        asked, answered = (frozenset(t.lower() for t in tokens(v)) for v in (request, response))
-        return cls(started, asked, answered, outbound) if asked or answered else None
 
-    def parts(self) -> tuple[tuple[frozenset[str], bool], tuple[frozenset[str], bool]]:
-        """Its two halves in order, each with whether the service said it."""
-        return (self.request, self.outbound), (self.response, not self.outbound)
+def said_in(
+    started: float,
+    ended: float,
+    request: Any,
+    response: Any,
+    outbound: bool,
+    token: re.Pattern[str] = TOKEN,
+) -> list[Said]:
+    """The halves of a call the service made (``outbound``: a mock) or of a request it
+    answered (a test): the request at its start, the response at its end; those that hold
+    any such value."""
+    halves = ((started, request, outbound), (ended, response, not outbound))
+    out = []
+    for at, value, by_service in halves:
+        found = frozenset(t.lower() for t in tokens(value, token))
+        if found:
+            out.append(Said(at, found, by_service))
+    return out
 
 
 @dataclass
@@ -160,38 +257,58 @@ class Substitutions:
     slack: float = CLOCK_SLACK_SECONDS
     """How far the times of the running test may be from the recorded ones, under the
     replay clock; also how far apart the shifts of the times new in one call may be."""
+    learned: list[str] = field(default_factory=list)
+    """Patterns of made-up values learned from two runs (``learned_pattern``)."""
+    token: re.Pattern[str] = TOKEN
+
+    def learn(self, patterns: Iterable[str]) -> None:
+        self.learned += [p for p in patterns if p not in self.learned]
+        self.token = token_pattern(self.learned)
+
+    def kind(self, token: str) -> str:
+        """``kind`` of the built-in ones, else ``made-up N`` for the learned pattern N."""
+        if not TOKEN.fullmatch(token):
+            for n, pattern in enumerate(self.learned):
+                if re.fullmatch(pattern, token):
+                    return f"made-up {n}"
+        return kind(token)
+
+    def snapshot(self) -> tuple[dict[str, str], dict[str, str]]:
+        return dict(self.forward), dict(self.backward)
+
+    def restore(self, saved: tuple[dict[str, str], dict[str, str]]) -> None:
+        """Forget what was substituted since ``snapshot`` (a run to learn from)."""
+        self.forward, self.backward = dict(saved[0]), dict(saved[1])
 
     def note_seen(self, value: Any) -> None:
-        self.seen.update(t.lower() for t in tokens(value))
+        self.seen.update(t.lower() for t in tokens(value, self.token))
 
-    def note_origins(self, exchanges: Iterable[Exchange]) -> None:
-        """Learn, from a recording's exchanges in the order they happened, which values came
-        from outside the service: those it was told (a reply, a client's request) before it
-        had said them itself (a call it made, a response it gave). A value the service made
-        and a reply echoed (INSERT ... RETURNING), or a client sent back (its token), is
-        still the service's own."""
+    def note_origins(self, halves: Iterable[Said]) -> None:
+        """Learn, from a recording's exchanges, which values came from outside the service:
+        those it was told (a reply, a client's request) before it had said them itself (a
+        call it made, a response it gave). A value the service made and a reply echoed
+        (INSERT ... RETURNING), or a client sent back (its token), is still its own."""
         said: set[str] = set()
-        for exchange in exchanges:
-            for found, by_service in exchange.parts():
-                if by_service:
-                    said |= found
-                else:
-                    self.seen |= found - said
+        for half in sorted(halves, key=lambda h: (h.at, not h.by_service)):
+            if half.by_service:
+                said |= half.values
+            else:
+                self.seen |= half.values - said
 
     def pairs(self, recorded: Any, live: Any, now: Window) -> dict[str, str] | None:
         """The substitutions that make ``live`` equal ``recorded`` (match keys of the same
         call but for generated values), or None if it is another call. The times new in
         the call must all have moved by about as much (a clock moves them together: a token
         whose lifetime changed has its expiry moved by more than its issue time)."""
-        if masked(recorded) != masked(live):
+        if masked(recorded, self.token) != masked(live, self.token):
             return None
         new: dict[str, str] = {}
-        for r, v in zip(tokens(recorded), tokens(live), strict=True):
+        for r, v in zip(tokens(recorded, self.token), tokens(live, self.token), strict=True):
             if r == v:
                 continue
             if not self._may_stand(r, v, now) or new.get(r, v) != v:
                 return None
-            if kind(r) == "jwt":
+            if self.kind(r) == "jwt":
                 claims = self._claims(r, v, now)
                 if claims is None or any(new.get(a, b) != b for a, b in claims.items()):
                     return None
@@ -235,10 +352,10 @@ class Substitutions:
             return False
         if r.lower() in self.seen or v.lower() in self.seen:
             return False
-        if kind(r) != kind(v):
+        if self.kind(r) != self.kind(v):
             return False
-        if kind(r) in ("uuid", "jwt"):  # a JWT's claims are judged by _claims
-            return True
+        if self.kind(r) in ("uuid", "jwt") or self.kind(r).startswith("made-up"):
+            return True  # a JWT's claims are judged by _claims
         if self.recorded is None:
             return False
         if self.clock:
@@ -256,7 +373,7 @@ class Substitutions:
         if not self.forward:
             return value
         if isinstance(value, str):
-            return TOKEN.sub(lambda m: self.forward.get(m.group(0), m.group(0)), value)
+            return self.token.sub(lambda m: self.forward.get(m.group(0), m.group(0)), value)
         if _epoch(value):
             return int(self.forward.get(str(value), str(value)))
         if isinstance(value, dict):

@@ -110,14 +110,27 @@ class LedgerKeeper:
         with self._lock:
             self._running = False
             uses = [_use(number, c) for number, c in sorted(self._connections.items()) if c.listed]
-            for number, c in list(self._connections.items()):
-                if c.closed:
-                    del self._connections[number]
-                else:
-                    c.served, c.refused, c.earlier, c.listed = [], [], True, False
-            lookups, self._lookups = self._lookups, []
+            lookups = self._start_over()
             before, self._passed = self._passed, dict(passed)
         return Ledger(tuple(uses), passed_between(before, passed), tuple(lookups))
+
+    def run_again(self, passed: Mapping[Address, int]) -> None:
+        """The running test is sent again (to learn what it makes up): its ledger tells of
+        the last sending only. ``passed``: eBPF's passthrough counts now."""
+        with self._lock:
+            self._start_over()
+            self._passed = dict(passed)
+
+    def _start_over(self) -> list[LookupUse]:
+        """Forget the calls of the test so far (its closed connections with them); the
+        lookups it made."""
+        for number, c in list(self._connections.items()):
+            if c.closed:
+                del self._connections[number]
+            else:
+                c.served, c.refused, c.earlier, c.listed = [], [], True, False
+        lookups, self._lookups = self._lookups, []
+        return lookups
 
 
 def _use(number: int, c: _Connection) -> ConnectionUse:

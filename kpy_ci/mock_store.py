@@ -24,6 +24,7 @@ import copy
 import difflib
 import hashlib
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
@@ -69,7 +70,7 @@ def digest(protocol: str, key: Hashable) -> Key:
     return protocol, hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
-def _entry(span: Span, doc: dict[str, Any]) -> Entry:
+def _entry(span: Span, doc: dict[str, Any], token: re.Pattern[str] = generated.TOKEN) -> Entry:
     protocol = doc["protocol"]
     matcher = MATCHERS[protocol]
     request = doc["request"]
@@ -86,7 +87,7 @@ def _entry(span: Span, doc: dict[str, Any]) -> Entry:
         unasked=request.get("push") is True,
         key=digest(protocol, key),
         partial_keys=tuple(digest(protocol, k) for k in matcher.partials(request)),
-        shape=_shape(protocol, _readable_key(protocol, request, key)),
+        shape=_shape(protocol, _readable_key(protocol, request, key), token),
         summary=matcher.describe(request)[:SUMMARY_CHARS],
         span=span,
     )
@@ -102,9 +103,12 @@ def _readable_key(protocol: str, request: Doc, key: Hashable | None = None) -> H
     return matcher.key(readable)
 
 
-def _shape(protocol: str, readable_key: Hashable) -> Key | None:
-    """The key with its UUIDs and times masked, if it holds any."""
-    masked = generated.masked(readable_key)
+def _shape(
+    protocol: str, readable_key: Hashable, token: re.Pattern[str] = generated.TOKEN
+) -> Key | None:
+    """The key with its UUIDs and times (and learned made-up values) masked, if it holds
+    any."""
+    masked = generated.masked(readable_key, token)
     return digest(protocol, masked) if masked != readable_key else None
 
 
@@ -141,26 +145,51 @@ class MockStore:
         self._test_names: set[str] = set()
         self._misses: list[Miss] = []
         self._served: list[str] = []  # since the last end_test
+        self._missed: list[tuple[str, Hashable]] = []  # the calls of the misses, readable
         self.last_call = 0.0  # time.monotonic() of the last call served or missed
         self._tls: dict[str, Doc] = {}  # by destination, and by the name the service asked for
-        self.origins: list[generated.Exchange] = []
+        self.missed_calls: list[tuple[str, Hashable]] = []
+        """The calls the last test ended missed, by protocol, readable (to learn from)."""
+        self.origins: list[generated.Said] = []
         """The mocks' generated-looking values, for ``Substitutions.note_origins``."""
         self._lock = threading.Lock()
         try:
             for span, doc in self._file.scan():
-                self._add(_entry(span, doc))
+                self._add(_entry(span, doc, self._token))
                 if "tls" in doc:
                     self._note_tls(doc["destination"], doc["tls"])
-                if substitutions is not None:
-                    request = MATCHERS[doc["protocol"]].readable(doc["request"])
-                    origin = generated.Exchange.of(
-                        float(doc.get("started", 0.0)), request, doc["response"], True
-                    )
-                    if origin is not None:
-                        self.origins.append(origin)
+                self._note_origin(doc)
         except BaseException:
             self._file.close()
             raise
+
+    @property
+    def _token(self) -> re.Pattern[str]:
+        return self.substitutions.token if self.substitutions else generated.TOKEN
+
+    def _note_origin(self, doc: Doc) -> None:
+        if self.substitutions is not None:
+            request = MATCHERS[doc["protocol"]].readable(doc["request"])
+            started = float(doc.get("started", 0.0))
+            ended = float(doc.get("ended", started))
+            self.origins += generated.said_in(
+                started, ended, request, doc["response"], True, self._token
+            )
+
+    def learn(self, patterns: list[str]) -> None:
+        """Take these made-up values as generated from now on: the mocks' shapes and
+        origins are made again with them (the file read once more)."""
+        if self.substitutions is None:
+            return
+        with self._lock:
+            self.substitutions.learn(patterns)
+            self._shapes, self.origins = {}, []
+            for _, doc in self._file.scan():
+                e = self.entries[doc["name"]]
+                e.shape = _shape(e.protocol, _readable_key(e.protocol, doc["request"]), self._token)
+                if e.shape is not None:
+                    self._shapes.setdefault(e.shape, []).append(e)
+                self._note_origin(doc)
 
     def _add(self, e: Entry) -> None:
         self.entries[e.name] = e
@@ -205,6 +234,7 @@ class MockStore:
         with self._lock:
             misses, self._misses = self._misses, []
             served, self._served = self._served, []
+            self.missed_calls, self._missed = self._missed, []
             self._test, self._test_names = {}, set()
             return misses, served
 
@@ -237,6 +267,7 @@ class MockStore:
         """A call a mock server found no mock for by itself."""
         with self._lock:
             miss = self._miss(protocol, destination, connection, request)
+            self._missed.append((protocol, _readable_key(protocol, request)))
         self.add_miss(miss)
 
     def add_miss(self, miss: Miss) -> None:
@@ -260,6 +291,7 @@ class MockStore:
                 if not optional:
                     miss = self._miss(protocol, destination, connection, request)
                     self._misses.append(miss)
+                    self._missed.append((protocol, _readable_key(protocol, request)))
             else:
                 self._used.add(entry.name)
                 self._served.append(entry.name)
@@ -279,7 +311,7 @@ class MockStore:
         ones (generated.py): the running test's own first, then the others, the first
         GENERATED_TRIED of each."""
         subs = self.substitutions
-        shape = _shape(protocol, live) if subs is not None else None
+        shape = _shape(protocol, live, subs.token) if subs is not None else None
         if subs is None or shape is None:
             return None
         now = self.live_window()

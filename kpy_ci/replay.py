@@ -14,7 +14,7 @@ import hashlib
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -22,7 +22,7 @@ from typing import IO, Any
 import httpx
 
 from kpy_ci import clock, generated, redact, resend
-from kpy_ci.compare import compare_response, noise_between, render
+from kpy_ci.compare import Difference, compare_response, noise_between, render
 from kpy_ci.config import Config
 from kpy_ci.ebpf import cgroup
 from kpy_ci.ebpf.maps import Address
@@ -46,6 +46,7 @@ from kpy_ci.trust import trusting
 
 QUIET_SECONDS = 0.015  # after a response, calls still coming belong to the same test
 QUIET_MAX_SECONDS = 2.0
+LEARNING_ROUNDS = 4  # a test learns made-up values at most this often (each takes 2 runs)
 
 
 @dataclass
@@ -106,6 +107,7 @@ def _replay_set(
     service_log = ServiceLog(log)
     chain = redact.filters(opts.config)
     substitutions = generated.Substitutions(_recorded_window(test_set.meta))
+    substitutions.learn(p for t in test_set.tests for p in t.made_up)
     ledger = LedgerKeeper()
     store = MockStore(
         test_set.mocks_file,
@@ -113,15 +115,7 @@ def _replay_set(
         substitutions,
         ledger,
     )
-    answered = (
-        generated.Exchange.of(
-            float(t.doc.get("started", 0.0)), t.doc["request"], t.doc["response"], False
-        )
-        for t in test_set.tests
-    )
-    substitutions.note_origins(
-        sorted([*store.origins, *(e for e in answered if e)], key=lambda e: e.started)
-    )
+    note_origins(substitutions, store, test_set)
     termination = Termination()
     trust = contextlib.ExitStack()
     loop = ProxyLoop()
@@ -194,6 +188,27 @@ def _replay_set(
     result.log_tail = service_log.tail(40)
     result.seconds = time.monotonic() - started
     return result
+
+
+def note_origins(
+    substitutions: generated.Substitutions, store: MockStore, test_set: TestSet
+) -> None:
+    """Tell the substitutions which values came from outside the service, from the set's
+    mocks and tests in the order they were recorded."""
+    answered = [
+        half
+        for t in test_set.tests
+        for half in generated.said_in(
+            float(t.doc.get("started", 0.0)),
+            float(t.doc.get("ended", t.doc.get("started", 0.0))),
+            t.doc["request"],
+            t.doc["response"],
+            False,
+            substitutions.token,
+        )
+    ]
+    substitutions.seen = set()
+    substitutions.note_origins([*store.origins, *answered])
 
 
 def _replay_clock(opts: TestOptions, test_set: TestSet, log: IO[str]) -> clock.ReplayClock | None:
@@ -276,10 +291,13 @@ class _Runner:
             for test in self.tests:
                 result = self._test(client, test)
                 console.progress(result, log)
+                written = " (written to its file)" if self.opts.write_noise else ""
                 if result.noise:
-                    written = " (written to its file)" if self.opts.write_noise else ""
                     shown = ", ".join(result.noise)
                     print(f"kpy: {result.name}: noise proposed: {shown}{written}", file=log)
+                if result.made_up:
+                    shown = ", ".join(result.made_up)
+                    print(f"kpy: {result.name}: made-up values learned: {shown}{written}", file=log)
                 results.append(result)
         return results
 
@@ -289,41 +307,52 @@ class _Runner:
         ledger = self.store.ledger
         if ledger is not None:
             ledger.begin_test()
-        self.store.begin_test(test.mocks)
-        if self.store.substitutions is not None:  # the test's times, give or take its length
-            length = float(test.doc.get("ended", 0.0)) - float(test.doc.get("started", 0.0))
-            self.store.substitutions.slack = generated.CLOCK_SLACK_SECONDS + max(length, 0.0)
-        live, error = self._send(client, test)
-        misses, served = self._settle()
         noise = [*self.opts.config.noise, *test.noise]
+        subs = self.store.substitutions
+        saved = subs.snapshot() if subs is not None else None
+        run = self._run(client, test, noise)
+        made_up: list[str] = []
+        rounds = 0
+        while subs is not None and saved is not None and (run.misses or run.differences):
+            # once more on the same mocks: what differs between the two runs, the service
+            # made up (a salt, a random token); learned, the test runs again, and may get
+            # further (to a call the failed one never reached) and learn more
+            if rounds == LEARNING_ROUNDS:
+                break
+            rounds += 1
+            self._again(run, saved)
+            again = self._run(client, test, noise)
+            learned = _made_up(run, again, subs.learned)
+            run = again
+            if not learned:
+                break
+            made_up += learned
+            self._again(run, saved)
+            self.store.learn(learned)
+            note_origins(subs, self.store, self.test_set)
+            run = self._run(client, test, noise)
         proposed: list[str] = []
-        if self.opts.detect_noise and live is not None:
-            self.store.forget(served)
-            self.store.begin_test(test.mocks)
-            again, _ = self._send(client, test)
-            misses += self._settle()[0]
-            if again is not None:
-                proposed = [p for p in noise_between(live, again) if p not in noise]
-            if proposed and self.opts.write_noise:
-                write_noise(test, proposed)
+        if self.opts.detect_noise and run.live is not None:
+            self.store.forget(run.served)
+            again = self._run(client, test, [])
+            run.misses += again.misses
+            if again.live is not None:
+                between = noise_between(run.live, again.live, self._made_up_both)
+                proposed = [p for p in between if p not in noise]
+            if proposed and run.live is not None:  # judged with them
+                run.differences = self._compare(run.recorded, run.live, [*noise, *proposed])
+        if (proposed or made_up) and self.opts.write_noise:
+            write_noise(test, proposed, made_up)
         egress = ledger.end_test(self.passed_through()) if ledger is not None else None
         owned = [m for m in test.mocks if self.last_owner.get(m) == test.name]
         not_made = self.store.not_made(owned)
-        # the recorded answer with the generated values the replay used in their place
-        subs = self.store.substitutions
-        recorded = subs.apply(test.doc["response"]) if subs else test.doc["response"]
-        differences = []
-        if live is not None and subs is not None:
-            window = self.store.live_window()
-            differences = compare_response(
-                recorded, live, [*noise, *proposed], lambda a, b: subs.take(a, b, window)
-            )
-        elif live is not None:
-            differences = compare_response(recorded, live, [*noise, *proposed])
-        message, details = _verdict(error, misses, not_made, differences)
+        live, misses, differences = run.live, run.misses, run.differences
+        message, details = _verdict(run.error, misses, not_made, differences)
         if differences and live is not None:
-            details = render(differences, recorded, live) + ("\n\n" + details if details else "")
-        if misses or not_made or error:
+            details = render(differences, run.recorded, live) + (
+                "\n\n" + details if details else ""
+            )
+        if misses or not_made or run.error:
             line = test.line(["mocks"] if misses or not_made else ["response"])
         else:
             line = test.line(_place(differences[0].where) if differences else [])
@@ -339,8 +368,45 @@ class _Runner:
             details=details,
             log=self.service_log.since(lines),
             noise=tuple(proposed),
+            made_up=tuple(made_up),
             ledger=egress,
         )
+
+    def _again(self, run: _Run, saved: tuple[dict[str, str], dict[str, str]]) -> None:
+        """Undo what ``run`` used and substituted, to send its test once more; its ledger
+        tells of the last sending only."""
+        self.store.forget(run.served)
+        if self.store.substitutions is not None:
+            self.store.substitutions.restore(saved)
+        if self.store.ledger is not None:
+            self.store.ledger.run_again(self.passed_through())
+
+    def _run(self, client: httpx.Client, test: TestCase, noise: list[str]) -> _Run:
+        """The test's request sent once, its calls served, its answer compared."""
+        self.store.begin_test(test.mocks)
+        subs = self.store.substitutions
+        if subs is not None:  # the test's times, give or take its length
+            length = float(test.doc.get("ended", 0.0)) - float(test.doc.get("started", 0.0))
+            subs.slack = generated.CLOCK_SLACK_SECONDS + max(length, 0.0)
+        live, error = self._send(client, test)
+        misses, served = self._settle()
+        missed = self.store.missed_calls
+        # the recorded answer with the generated values the replay used in their place
+        recorded = subs.apply(test.doc["response"]) if subs else test.doc["response"]
+        differences = self._compare(recorded, live, noise) if live is not None else []
+        return _Run(live, error, misses, served, missed, recorded, differences)
+
+    def _made_up_both(self, first: Any, second: Any) -> bool:
+        """Whether two live values are made-up values of one kind (no noise, then)."""
+        subs = self.store.substitutions
+        return subs is not None and subs.pairs(first, second, self.store.live_window()) is not None
+
+    def _compare(self, recorded: Doc, live: Doc, noise: list[str]) -> list[Difference]:
+        subs = self.store.substitutions
+        if subs is None:
+            return compare_response(recorded, live, noise)
+        window = self.store.live_window()
+        return compare_response(recorded, live, noise, lambda a, b: subs.take(a, b, window))
 
     def _settle(self) -> tuple[list[Miss], list[str]]:
         """Wait until the service has made no call for a moment (work it does after it
@@ -377,6 +443,40 @@ class _Runner:
         if body is not None:
             doc["body"] = body
         return redact.apply_to(doc, "response", self.chain)
+
+
+@dataclass
+class _Run:
+    """One sending of a test's request, and what came of it."""
+
+    live: Doc | None
+    error: str
+    misses: list[Miss]
+    served: list[str]
+    missed: list[tuple[str, Hashable]]
+    """The calls of the misses, by protocol, as their match keys (readable)."""
+    recorded: Doc
+    """The recorded response, with the generated values of this run in their place."""
+    differences: list[Difference]
+
+
+def _made_up(first: _Run, second: _Run, known: Sequence[str]) -> list[str]:
+    """The patterns of the values that differ between two runs of a test on the same
+    mocks, in the calls that missed and in the response's body (generated.py)."""
+    pairs = [
+        pair
+        for (p1, k1), (p2, k2) in zip(first.missed, second.missed, strict=False)
+        if p1 == p2
+        for pair in generated.differing_texts(k1, k2)
+    ]
+    if first.live is not None and second.live is not None:
+        pairs += generated.differing_texts(first.live.get("body"), second.live.get("body"))
+    found: list[str] = []
+    for a, b in pairs:
+        pattern = generated.learned_pattern(a, b)
+        if pattern is not None and pattern not in known and pattern not in found:
+            found.append(pattern)
+    return found
 
 
 def _place(where: str) -> list[Any]:
@@ -433,8 +533,11 @@ def _more(items: Sequence[Any]) -> str:
     return f" (and {len(items) - 1} more)" if len(items) > 1 else ""
 
 
-def write_noise(test: TestCase, proposed: Iterable[str]) -> None:
-    """Add the proposed noise to the test's file, whole or not at all."""
+def write_noise(test: TestCase, proposed: Iterable[str], made_up: Iterable[str] = ()) -> None:
+    """Add the proposed noise and the learned made-up values to the test's file, whole or
+    not at all."""
     doc = dict(test.doc)
-    doc["noise"] = sorted({*doc.get("noise", ()), *proposed})
+    for name, values in (("noise", list(proposed)), ("made_up", list(made_up))):
+        if values:
+            doc[name] = sorted({*doc.get(name, ()), *values})
     write_file(test.file, dump(doc).encode())

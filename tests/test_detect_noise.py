@@ -94,41 +94,45 @@ def test_detect_noise_proposes_the_fields_that_change(
     test_file = path / "tests" / "test-1.yaml"
     recorded = test_file.read_text()
 
-    # a plain replay fails on the two fields, and on nothing else
+    # a plain replay learns the id as made up (it changes between two runs: 32 random hex
+    # digits), matches it by substitution, and fails on the time alone (the set does not
+    # say when it was recorded, so no time is taken as generated)
     done = kpy_test(root, port)
     assert done.returncode == 1, done.stderr
     assert f"FAIL {SET}/test-1 GET /thing" in done.stderr
-    assert "response changed: body.id: " in done.stderr
-    assert "body.at: '2026-11-25T14:31:47.123456' -> '" in done.stderr
-    assert "body.name" not in done.stderr and "header." not in done.stderr
+    assert "response changed: body.at: '2026-11-25T14:31:47.123456' -> '" in done.stderr
+    assert "body.id" not in done.stderr and "header." not in done.stderr, done.stderr
+    learned = r"(?<![A-Za-z0-9])[0-9a-f]{32}(?![A-Za-z0-9])"
+    assert f"kpy: test-1: made-up values learned: {learned}" in done.stderr
     assert done.stderr.splitlines()[-1] == "kpy: 0 passed, 1 failed (1 tests in 1 sets)"
 
-    # replayed twice, the fields that differ are proposed: exactly body.id and body.at
-    # (TestResult.noise), and the test is compared without them
+    # replayed twice, the fields that differ and are no made-up value are proposed: body.at
+    # (TestResult.noise), and the test is compared without it
     monkeypatch.setenv("PORT", str(port))
     log = io.StringIO()
     options = kpy_replay.TestOptions(command=COMMAND, path=root, detect_noise=True)
     result = kpy_replay.replay(options, log)
     no_kpy_left()
     [only] = result.sets[0].tests
-    assert sorted(only.noise) == ["body.at", "body.id"], log.getvalue()
+    assert list(only.noise) == ["body.at"], log.getvalue()
+    assert list(only.made_up) == [learned], log.getvalue()
     assert only.passed, only.details
     assert test_file.read_text() == recorded  # proposing writes nothing
 
     done = kpy_test(root, port, "--detect-noise")
     assert done.returncode == 0, done.stderr
     proposed = [line for line in done.stderr.splitlines() if "noise proposed" in line]
-    assert proposed == ["kpy: test-1: noise proposed: body.id, body.at"]
+    assert proposed == ["kpy: test-1: noise proposed: body.at"]
     assert test_file.read_text() == recorded
 
-    # --write-noise adds them to the test file, sorted, and changes nothing else
+    # --write-noise adds both to the test file, and changes nothing else
     done = kpy_test(root, port, "--detect-noise", "--write-noise")
     assert done.returncode == 0, done.stderr
-    assert "kpy: test-1: noise proposed: body.id, body.at (written to its file)" in done.stderr
+    assert "kpy: test-1: noise proposed: body.at (written to its file)" in done.stderr
     written = test_file.read_text()
-    assert "\nnoise: [body.at, body.id]\n" in written
     doc = yaml.safe_load(written)
-    assert doc.pop("noise") == ["body.at", "body.id"]
+    assert doc.pop("noise") == ["body.at"]
+    assert doc.pop("made_up") == [learned]
     assert doc == yaml.safe_load(recorded)
 
     # from then on a plain replay passes
@@ -138,15 +142,6 @@ def test_detect_noise_proposes_the_fields_that_change(
     assert f"PASS {SET}/test-1 GET /thing" in done.stderr
     assert done.stderr.splitlines()[-1] == "kpy: 1 passed, 0 failed (1 tests in 1 sets)"
     no_kpy_left()
-
-
-def test_write_noise_needs_detect_noise(tmp_path: Path) -> None:
-    root = tmp_path / "kpy"
-    port = free_port()
-    write_set(root, port)
-    done = kpy_test(root, port, "--write-noise")
-    assert done.returncode == 2
-    assert "--write-noise goes with --detect-noise" in done.stderr
 
 
 def test_a_port_taken_already_is_refused(tmp_path: Path) -> None:

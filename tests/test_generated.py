@@ -8,7 +8,15 @@ import uuid
 
 import pytest
 
-from kpy_ci.generated import MASK, Exchange, Substitutions, Window, instant, masked, tokens
+from kpy_ci.generated import (
+    MASK,
+    Substitutions,
+    Window,
+    instant,
+    masked,
+    said_in,
+    tokens,
+)
 from kpy_ci.protocols.postgres_replay import match_key, readable
 
 NOW = time.time()
@@ -129,14 +137,12 @@ def test_a_value_is_the_services_own_if_it_said_it_first() -> None:
     subs = Substitutions(RECORDED)
     made, fetched, sent = (str(uuid.uuid4()) for _ in range(3))
     subs.note_origins(
-        e
-        for e in (
-            Exchange.of(0.0, {"url": f"/users/{sent}"}, {"id": made}, outbound=False),
-            Exchange.of(0.1, {"sql": f"INSERT {made} RETURNING *"}, {"rows": [[made]]}, True),
-            Exchange.of(0.2, {"sql": "SELECT"}, {"rows": [[fetched]]}, outbound=True),
-            Exchange.of(0.3, {"url": f"/users/{made}"}, {}, outbound=False),
-        )
-        if e is not None
+        [
+            *said_in(0.0, 0.05, {"url": f"/users/{sent}"}, {"id": made}, outbound=False),
+            *said_in(0.01, 0.02, {"sql": f"INSERT {made} RETURNING *"}, {"rows": [[made]]}, True),
+            *said_in(0.03, 0.04, {"sql": "SELECT"}, {"rows": [[fetched]]}, outbound=True),
+            *said_in(0.3, 0.4, {"url": f"/users/{made}"}, {"id": fetched}, outbound=False),
+        ]
     )
     assert subs.seen == {sent, fetched}  # a client's value, and one read from a database
 
@@ -179,3 +185,27 @@ def test_a_jwt_is_judged_by_its_claims_and_its_signature_through_them() -> None:
         assert not fresh.take(recorded, jwt(changed), REPLAY), changed
     other_key = jwt({"sub": "7", "role": "user", "iat": at, "exp": at + 30}, key=b"other")
     assert not Substitutions(RECORDED, clock=True).take(recorded, other_key, REPLAY)
+
+
+def test_a_made_up_value_is_learned_as_its_fixed_ends_and_a_run_of_its_characters() -> None:
+    import re
+    import secrets
+
+    from kpy_ci.generated import learned_pattern
+
+    def bcrypt_like(cost: int) -> str:
+        alphabet = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+        return f"$2b${cost:02}$" + "".join(secrets.choice(alphabet) for _ in range(53))
+
+    pattern = learned_pattern(f"'{bcrypt_like(10)}'", f"'{bcrypt_like(10)}'")
+    assert pattern is not None and pattern.startswith(r"(?<![A-Za-z0-9])\$2b\$10\$")
+    assert re.fullmatch(pattern, bcrypt_like(10)) and not re.fullmatch(pattern, bcrypt_like(12))
+    sql = "INSERT INTO s VALUES ('{}', 5)"
+    token = learned_pattern(sql.format(secrets.token_hex(16)), sql.format(secrets.token_hex(16)))
+    assert token == r"(?<![A-Za-z0-9])[0-9a-f]{32}(?![A-Za-z0-9])"
+    key = learned_pattern(
+        "session:" + secrets.token_urlsafe(24), "session:" + secrets.token_urlsafe(24)
+    )
+    assert key is not None and re.fullmatch(key, secrets.token_urlsafe(24))
+    assert learned_pattern("id 5", "id 6") is None  # a counter, not randomness
+    assert learned_pattern("a b c d e f g h", "a b c x y z g h") is None  # spans values

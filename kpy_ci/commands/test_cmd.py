@@ -74,7 +74,10 @@ def header_option(values: tuple[str, ...]) -> dict[str, str]:
     help="Replay each test twice and propose as noise the fields that differ.",
 )
 @click.option(
-    "--write-noise", is_flag=True, help="With --detect-noise: add the proposals to the test files."
+    "--write-noise",
+    is_flag=True,
+    help="Add to the test files the made-up values learned and, with --detect-noise, the "
+    "noise proposed.",
 )
 @click.option(
     "--clock",
@@ -130,8 +133,6 @@ def test(
     resolv_conf: Path | None,
 ) -> int:
     """Replay the recorded tests against the service, its outbound calls served from mocks."""
-    if write_noise and not detect_noise:
-        raise UsageError("--write-noise goes with --detect-noise")
     given = sources(dsn, migrations, openapi_docs)
     if given and not check_drift:
         raise UsageError("--dsn, --migrations and --openapi go with --check-drift")

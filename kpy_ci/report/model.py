@@ -104,6 +104,8 @@ class TestResult:
     """What the service printed while the test ran."""
     noise: tuple[str, ...] = ()
     """With --detect-noise: the fields proposed as noise."""
+    made_up: tuple[str, ...] = ()
+    """Patterns of the made-up values learned while it ran (generated.learned_pattern)."""
     failure_type: str = "kpy.regression"
     """JUnit's failure type: a regression, or ``schema-drift`` (re-record needed)."""
     ledger: Ledger | None = None

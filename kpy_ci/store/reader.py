@@ -48,6 +48,10 @@ class TestCase:
     def noise(self) -> list[str]:
         return list(self.doc.get("noise", ()))
 
+    @property
+    def made_up(self) -> list[str]:
+        return list(self.doc.get("made_up", ()))
+
 
 @dataclass
 class TestSet:
@@ -107,6 +111,13 @@ def load_set(path: Path) -> TestSet:
     ]
     if not (path / "mocks.yaml").is_file():
         raise UsageError(f"{path / 'mocks.yaml'}: missing (a test-set has one, even empty)")
+    for test in tests:
+        for i, pattern in enumerate(test.made_up):
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                where = f"{test.file}:{test.line(['made_up', i])}"
+                raise UsageError(f"{where}: made_up[{i}]: not a regular expression ({e})") from e
     return TestSet(path.name, path, meta, tests)
 
 
