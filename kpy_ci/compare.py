@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kpy_ci import generated
 from kpy_ci.protocols.base import Doc
 
 DEFAULT_NOISE = tuple(
@@ -51,6 +52,10 @@ class Difference:
             return f"{self.where}: missing (recorded {_short(self.expected)})"
         if self.added:
             return f"{self.where}: new {_short(self.actual)}"
+        if isinstance(self.expected, str) and isinstance(self.actual, str):
+            changes = generated.jwt_changes(self.expected, self.actual)
+            if changes:
+                return f"{self.where}: a JWT whose claims differ: {'; '.join(changes)}"
         return f"{self.where}: {_short(self.expected)} -> {_short(self.actual)}"
 
 

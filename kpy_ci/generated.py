@@ -394,6 +394,35 @@ def kind(token: str) -> str:
     return "http" if HTTP_DATE.fullmatch(token) else "iso"
 
 
+def jwt_changes(recorded: str, live: str) -> list[str]:
+    """What differs between two JWTs, readably: their header's and claims' members
+    (``exp: 1796690163 -> 1796690193 (+30)``); empty when either is no JWT or only the
+    signatures differ."""
+    if not (JWT.fullmatch(recorded) and JWT.fullmatch(live)):
+        return []
+    (head_r, claims_r, _), (head_v, claims_v, _) = _jwt(recorded), _jwt(live)
+    if head_r is None or head_v is None or not isinstance(claims_r, dict):
+        return []
+    if not isinstance(claims_v, dict):
+        return []
+    changes = []
+    for part, r, v in (("header ", head_r, head_v), ("", claims_r, claims_v)):
+        for name in [*r, *(k for k in v if k not in r)]:
+            a, b = r.get(name, MISSING), v.get(name, MISSING)
+            if a == b:
+                continue
+            if a is MISSING or b is MISSING:
+                changes.append(f"{part}{name}: {'missing' if b is MISSING else 'new'}")
+                continue
+            moved = isinstance(a, int) and isinstance(b, int) and not isinstance(a, bool)
+            delta = f" ({b - a:+d})" if moved else ""
+            changes.append(f"{part}{name}: {json.dumps(a)} -> {json.dumps(b)}{delta}")
+    return changes
+
+
+MISSING = object()
+
+
 def _jwt(token: str) -> tuple[dict[str, Any] | None, Any, str]:
     """A JWT's header and claims, decoded (None: not JSON), and its signature."""
     head, claims, signature = token.split(".", 2)

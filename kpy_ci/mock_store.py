@@ -238,6 +238,12 @@ class MockStore:
             self._test, self._test_names = {}, set()
             return misses, served
 
+    def served_count(self) -> int:
+        """How many mocks were served since the last test ended (a start-up's, before the
+        first test, included)."""
+        with self._lock:
+            return len(self._served)
+
     def not_made(self, names: Iterable[str]) -> list[Entry]:
         """The writes among these mocks that no call used."""
         with self._lock:

@@ -270,6 +270,7 @@ def _write(recording: Recording, opts: RecordOptions, interrupted: str | None) -
     chain = redact.filters(opts.config)
     tests = testset.test_documents(inbound, recording.outbound_started, t0)
     tests = list(redact.apply_all(tests, chain))
+    redact.keep_issued(tests, [r.exchange.credentials for r in inbound], opts.config)
     locked = lock.LockBuilder(opts.openapi_docs)
     mocks = locked.observe(
         redact.apply_all(testset.mock_documents(recording.outbound(), t0), chain)

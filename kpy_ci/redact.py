@@ -4,11 +4,12 @@ carries (passwords, SASL, AUTH, Authorization and cookies); these add what kpy.y
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from kpy_ci.config import Config
 from kpy_ci.protocols import http
+from kpy_ci.protocols.base import REDACTED
 
 Filter = Callable[[dict[str, Any]], dict[str, Any]]
 SIDES = ("request", "response")
@@ -61,3 +62,47 @@ def apply_all(docs: Iterable[dict[str, Any]], chain: list[Filter]) -> Iterator[d
 def apply_to(part: dict[str, Any], side: str, chain: list[Filter]) -> dict[str, Any]:
     """One side of an exchange (``request`` or ``response``) through every filter."""
     return next(apply_all([{side: part}], chain))[side]  # type: ignore[no-any-return]
+
+
+ISSUED_MIN = 16
+"""A credential shorter than this is never taken for one the service issued: too likely to
+appear in a response by chance."""
+AUTHORIZATION = ("authorization", "proxy-authorization")
+
+
+def _texts(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _texts(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _texts(v)
+
+
+def keep_issued(
+    tests: Sequence[dict[str, Any]],
+    credentials: Sequence[tuple[str, ...]],
+    config: Config,
+) -> None:
+    """Put back in a test's request an Authorization credential that the service itself
+    issued in an earlier test's response, written there in clear (the token of a sign-in):
+    the file gains no secret it did not already hold, and the test sends what its client
+    sent, so the service can check it as it did. ``credentials``: each test's, in order
+    (``Exchange.credentials``). Headers kpy.yml redacts stay redacted."""
+    if {name.lower() for name in config.redact_headers} & set(AUTHORIZATION):
+        return
+    earlier: list[str] = []  # the strings of the responses so far
+    for doc, taken in zip(tests, credentials, strict=True):
+        request, pending = doc.get("request") or {}, list(taken)
+        for header in request.get("headers") or []:
+            if str(header[0]).lower() not in AUTHORIZATION or not pending:
+                continue
+            credential = pending.pop(0)
+            value = str(header[1])
+            if not value.endswith(REDACTED) or len(credential) < ISSUED_MIN:
+                continue
+            if any(credential in said for said in earlier):
+                header[1] = value[: -len(REDACTED)] + credential
+        earlier.extend(_texts(doc.get("response")))

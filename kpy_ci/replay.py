@@ -384,6 +384,7 @@ class _Runner:
     def _run(self, client: httpx.Client, test: TestCase, noise: list[str]) -> _Run:
         """The test's request sent once, its calls served, its answer compared."""
         self.store.begin_test(test.mocks)
+        before = self.store.served_count()  # a start-up's mocks are not this test's to undo
         subs = self.store.substitutions
         if subs is not None:  # the test's times, give or take its length
             length = float(test.doc.get("ended", 0.0)) - float(test.doc.get("started", 0.0))
@@ -394,7 +395,7 @@ class _Runner:
         # the recorded answer with the generated values the replay used in their place
         recorded = subs.apply(test.doc["response"]) if subs else test.doc["response"]
         differences = self._compare(recorded, live, noise) if live is not None else []
-        return _Run(live, error, misses, served, missed, recorded, differences)
+        return _Run(live, error, misses, served[before:], missed, recorded, differences)
 
     def _made_up_both(self, first: Any, second: Any) -> bool:
         """Whether two live values are made-up values of one kind (no noise, then)."""
@@ -453,6 +454,7 @@ class _Run:
     error: str
     misses: list[Miss]
     served: list[str]
+    """The mocks served since the request was sent."""
     missed: list[tuple[str, Hashable]]
     """The calls of the misses, by protocol, as their match keys (readable)."""
     recorded: Doc

@@ -38,8 +38,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install -q --upgrade pip >/dev/null
 .venv/bin/pip install -q -e '.[test]'
-# the Node.js sample's one dependency (node-postgres), from the npm registry; npm trusts the
-# system's CA store too
-( cd examples/users-node && NODE_EXTRA_CA_CERTS=${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt} \
-    npm install --no-audit --no-fund --no-package-lock --loglevel=error >/dev/null )
+# the Node.js samples' dependencies (node-postgres; Express, Sequelize, jsonwebtoken, bcryptjs),
+# from the npm registry; npm trusts the system's CA store too
+for sample in examples/users-node examples/auth/node; do
+  ( cd "$sample" && NODE_EXTRA_CA_CERTS=${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt} \
+      npm install --no-audit --no-fund --no-package-lock --loglevel=error >/dev/null )
+done
 echo "install.sh: kpy $(.venv/bin/kpy --version | awk '{print $NF}') in $(pwd)/.venv" >&2

@@ -13,6 +13,7 @@ from kpy_ci.generated import (
     Substitutions,
     Window,
     instant,
+    jwt_changes,
     masked,
     said_in,
     tokens,
@@ -209,3 +210,20 @@ def test_a_made_up_value_is_learned_as_its_fixed_ends_and_a_run_of_its_character
     assert key is not None and re.fullmatch(key, secrets.token_urlsafe(24))
     assert learned_pattern("id 5", "id 6") is None  # a counter, not randomness
     assert learned_pattern("a b c d e f g h", "a b c x y z g h") is None  # spans values
+
+
+def test_a_jwt_difference_is_told_by_its_claims() -> None:
+    at = int(RECORDED.start)
+    recorded = jwt({"sub": "1", "iat": at, "exp": at + 30})
+    assert jwt_changes(recorded, jwt({"sub": "1", "iat": at, "exp": at + 60})) == [
+        f"exp: {at + 30} -> {at + 60} (+30)"
+    ]
+    changed = jwt({"sub": "ann", "iat": at, "role": "admin"}, alg="HS384")
+    assert jwt_changes(recorded, changed) == [
+        'header alg: "HS256" -> "HS384"',
+        'sub: "1" -> "ann"',
+        "exp: missing",
+        "role: new",
+    ]
+    assert jwt_changes(recorded, jwt({"sub": "1", "iat": at, "exp": at + 30}, key=b"x")) == []
+    assert jwt_changes(recorded, "not a token") == []

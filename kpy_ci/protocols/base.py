@@ -50,6 +50,9 @@ class Exchange:
     ended: int
     reusable: bool = False  # connection set-up, idempotent reads: served without limit
     raw_response: bytes = field(default=b"", repr=False, compare=False)
+    credentials: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    """What redaction took from the request's Authorization headers, in their order; in
+    memory only, for ``redact.keep_issued``."""
 
 
 class Recorder(TypingProtocol):

@@ -229,6 +229,16 @@ def redact_headers(headers: Sequence[Sequence[str]], also: Iterable[str] = ()) -
     return out
 
 
+def credentials_of(headers: Sequence[Sequence[str]]) -> tuple[str, ...]:
+    """What ``redact_headers`` takes from Authorization and Proxy-Authorization (the part
+    after the scheme), in header order."""
+    found = []
+    for name, value in headers:
+        if name.lower() in ("authorization", "proxy-authorization"):
+            found.append(value.strip().partition(" ")[2].strip() or value.strip())
+    return tuple(found)
+
+
 def redact_json_fields(doc: Any, names: Iterable[str]) -> Any:
     """A copy of a JSON value (or a body doc) where the value of every object member named
     in ``names`` (case-insensitive), at any depth, is REDACTED."""
@@ -344,7 +354,10 @@ class _Pair:
                 }
                 for i in self.interim
             ]
-        return Exchange("http", request, response, self.started, self.ended)
+        credentials = credentials_of(_headers(list(req.headers.raw_items())))
+        return Exchange(
+            "http", request, response, self.started, self.ended, credentials=credentials
+        )
 
 
 def _put(doc: Doc, raw: _RawHeaders, body: bytearray | None, trailers: _RawHeaders) -> None:
