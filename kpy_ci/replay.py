@@ -434,13 +434,12 @@ class _Runner:
 
     def _live(self, response: httpx.Response, raw: bytes) -> Doc:
         """The response in the recorded shape, redacted as the recording was."""
-        headers = [[n.decode("latin-1"), v.decode("latin-1")] for n, v in response.headers.raw]
+        headers, body = resend.received(response, raw)
         doc: Doc = {
             "status": response.status_code,
             "reason": response.reason_phrase,
             "headers": http.redact_headers(headers),
         }
-        body = http.decode_body(headers, raw) if response.request.method != "HEAD" else None
         if body is not None:
             doc["body"] = body
         return redact.apply_to(doc, "response", self.chain)

@@ -30,10 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import httpx
+
 from kpy_ci import redact, resend
 from kpy_ci.compare import compare_response
 from kpy_ci.errors import UsageError
-from kpy_ci.protocols.base import Doc
+from kpy_ci.protocols.base import REDACTED, Doc
 from kpy_ci.record import RecordingFailed, RecordOptions, RecordResult, run
 from kpy_ci.recording import Recorded, Recording
 from kpy_ci.schema import lock
@@ -160,9 +162,16 @@ def placed(doc: Doc, name: str, shift: Shift) -> Doc:
 
 def merged_test(old: Doc, new: Doc, shift: Shift, names: dict[str, str]) -> Doc:
     """The old test (its name, request, noise, key order) with the new response, times and
-    mocks."""
+    mocks; and the token it sends, if the service issued it anew (``redact.keep_issued``)."""
+    sent = {
+        str(n).lower(): v
+        for n, v in new["request"]["headers"]
+        if str(n).lower() in redact.AUTHORIZATION and REDACTED not in str(v)
+    }
+    headers = [[n, sent.get(str(n).lower(), v)] for n, v in old["request"]["headers"]]
     return {
         **old,
+        "request": {**old["request"], "headers": headers},
         "started": round(new["started"] + shift.seconds, 6),
         "ended": round(new["ended"] + shift.seconds, 6),
         "response": new["response"],
@@ -236,29 +245,55 @@ class _Rerecording:
         self.failed: dict[str, str] = {}
 
     def drive(self, service: subprocess.Popen[Any], base_url: str, log: IO[str]) -> str | None:
-        """Send each test's request, one at a time; a dead service ends it (as failed)."""
-        given = self.again.headers
+        """Send each test's request, one at a time; a dead service ends it (as failed).
+        Tokens an earlier test's response issued are sent as the service issues them now."""
         print(f"kpy: re-recording {len(self.tests)} tests of {self.test_set.path}", file=log)
+        issued = resend.Issued()
+        chosen = {t.name for t in self.tests}
         with resend.client(self.again.request_timeout) as client:
-            for test in self.tests:
-                request = test.doc["request"]
-                missing = resend.redacted_missing(request, given)
-                if missing:
-                    why = f"its {', '.join(missing)} was redacted when recorded: give it with "
-                    self.sent.append(Sent(test.name, 0, 0, why + "--header 'NAME: VALUE'"))
-                    continue
-                started, error = time.monotonic_ns(), ""
-                try:
-                    resend.send(client, base_url, request, given)
-                except resend.NoAnswer as e:
-                    error = str(e)
-                    # a service that dropped the connection may be exiting: give it a moment
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        service.wait(EXIT_GRACE_SECONDS)
-                self.sent.append(Sent(test.name, started, time.monotonic_ns(), error))
+            for test in self.test_set.tests:
+                live = None
+                if test.name in chosen:
+                    live = self._send(client, base_url, test, issued, service)
+                issued.saw(test.name, test.doc["response"], live)
                 if service.poll() is not None:
                     return f"the service exited with code {service.returncode} during the traffic"
         return None
+
+    def _send(
+        self,
+        client: httpx.Client,
+        base_url: str,
+        test: TestCase,
+        issued: resend.Issued,
+        service: subprocess.Popen[Any],
+    ) -> Doc | None:
+        """One test's request sent again; the response's body as a doc, or None (why is in
+        ``self.sent``)."""
+        request, given = test.doc["request"], self.again.headers
+        missing = resend.redacted_missing(request, given)
+        issuers = issued.missing(request)
+        why = ""
+        if missing:
+            why = f"its {', '.join(missing)} was redacted when recorded: give it with "
+            why += "--header 'NAME: VALUE'"
+        elif issuers:
+            why = f"it sends a token that {issuers[0]} issued: re-record {issuers[0]} too"
+        if why:
+            self.sent.append(Sent(test.name, 0, 0, why))
+            return None
+        started = time.monotonic_ns()
+        try:
+            response, raw = resend.send(client, base_url, request, given | issued.given(request))
+        except resend.NoAnswer as e:
+            # a service that dropped the connection may be exiting: give it a moment
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                service.wait(EXIT_GRACE_SECONDS)
+            self.sent.append(Sent(test.name, started, time.monotonic_ns(), str(e)))
+            return None
+        self.sent.append(Sent(test.name, started, time.monotonic_ns()))
+        body = resend.received(response, raw)[1]
+        return {"body": body} if body is not None else {}
 
     def write(self, recording: Recording, interrupted: str | None) -> RecordResult:
         path = self.test_set.path
@@ -285,7 +320,11 @@ class _Rerecording:
         new = testset.test_documents(
             [got[t.name] for t in redone], recording.outbound_started, recording.started
         )
-        by_name = dict(zip((t.name for t in redone), redact.apply_all(new, chain), strict=True))
+        new = list(redact.apply_all(new, chain))
+        redact.keep_issued(
+            new, [got[t.name].exchange.credentials for t in redone], self.opts.config
+        )
+        by_name = dict(zip((t.name for t in redone), new, strict=True))
         listed = {m for doc in by_name.values() for m in doc["mocks"]}
         keep = kept_new([r.exchange.reusable for r in recording.outbound()], listed, whole)
         names = {f"mock-{n}": f"mock-{shift.numbers + k}" for k, n in enumerate(keep, 1)}

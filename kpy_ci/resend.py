@@ -4,14 +4,21 @@ re-recording (``kpy record --from-set``) both send to the service.
 The recorded headers go in their order and case, with no default of httpx's added; the
 framing ones are left to httpx (the body is encoded anew). A header the recording redacted
 (``Authorization: Bearer [redacted by kpy]``) is sent with the value ``--header`` gives it.
+
+A re-recording runs on today's clock, so a token the service issued in an earlier test
+(kept in clear, ``redact.keep_issued``) has long expired: ``Issued`` learns what the
+service issues anew in this run and sends that instead, as its client would.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import httpx
 
 from kpy_ci.protocols import http
 from kpy_ci.protocols.base import REDACTED, Doc
+from kpy_ci.redact import AUTHORIZATION, ISSUED_MIN
 
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
 
@@ -69,3 +76,74 @@ def send(
     except httpx.HTTPError as e:
         raise NoAnswer(f"the service did not answer: {type(e).__name__}: {e}") from e
     return response, raw
+
+
+def received(response: httpx.Response, raw: bytes) -> tuple[list[list[str]], Doc | None]:
+    """A response's headers as recorded ([name, value], unredacted) and its body doc."""
+    headers = [[n.decode("latin-1"), v.decode("latin-1")] for n, v in response.headers.raw]
+    body = http.decode_body(headers, raw) if response.request.method != "HEAD" else None
+    return headers, body
+
+
+def _strings(value: Any, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], str]:
+    """A JSON value's strings, by their place."""
+    if isinstance(value, str):
+        return {path: value}
+    found: dict[tuple[Any, ...], str] = {}
+    if isinstance(value, dict | list):
+        for key, v in value.items() if isinstance(value, dict) else enumerate(value):
+            found |= _strings(v, (*path, key))
+    return found
+
+
+def _json(body: Doc | None) -> Any:
+    return body.get("json") if isinstance(body, dict) else None
+
+
+class Issued:
+    """The credentials the service issued while tests are sent again: each earlier test's
+    recorded response against the one it gives now, string by string at the same place."""
+
+    def __init__(self) -> None:
+        self.anew: dict[str, str] = {}  # recorded -> issued in this run
+        self.recorded: dict[str, str] = {}  # every long string of a recorded response -> test
+
+    def credential_of(self, request: Doc) -> list[tuple[str, str]]:
+        """The request's Authorization credentials kept in clear: (credential, header)."""
+        found = []
+        for name, value in request["headers"]:
+            if str(name).lower() in AUTHORIZATION and REDACTED not in str(value):
+                found.append((str(value).strip().partition(" ")[2] or str(value), str(name)))
+        return found
+
+    def missing(self, request: Doc) -> list[str]:
+        """The tests not sent again that issued a credential this request sends: sent as
+        it was recorded, it would have expired."""
+        return [
+            self.recorded[credential]
+            for credential, _ in self.credential_of(request)
+            if credential in self.recorded and credential not in self.anew
+        ]
+
+    def given(self, request: Doc) -> dict[str, str]:
+        """Header values (by lower-case name) that carry what the service issued anew."""
+        out = {}
+        for credential, header in self.credential_of(request):
+            if credential in self.anew:
+                value = next(str(v) for n, v in request["headers"] if n == header)
+                out[header.lower()] = value.replace(credential, self.anew[credential])
+        return out
+
+    def saw(self, test: str, recorded: Doc, live: Doc | None) -> None:
+        """A test's recorded response, and (if it was sent again) the one it got now."""
+        before = _strings(_json(recorded.get("body")))
+        for text in before.values():
+            if len(text) >= ISSUED_MIN:
+                self.recorded.setdefault(text, test)
+        if live is None:
+            return
+        now = _strings(_json(live.get("body")))
+        for place, text in before.items():
+            new = now.get(place)
+            if len(text) >= ISSUED_MIN and new is not None and new != text:
+                self.anew[text] = new

@@ -226,3 +226,38 @@ def test_learned_values_written_need_no_second_run(recorded: Recorded, tmp_path:
     again = replay(sample, recorded, tmp_path)
     assert "exit 0" in again and "made-up values learned" not in again, again
     assert f"kpy: {TESTS} passed, 0 failed" in again, again
+
+
+def test_a_rerecording_sends_the_tokens_the_service_issues_now(tmp_path: Path) -> None:
+    """``kpy record --from-set`` runs on today's clock, here with another signing key: the
+    recorded tokens would be refused, so each test sends the one its sign-in got now."""
+    sample = SAMPLES[1]
+    with postgres_server() as pg:
+        psql = [pg_bin("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "auth", "-c"]
+        create = [pg_bin("psql"), "-X", "-q", "-c", "CREATE DATABASE auth"]
+        subprocess.run(create, env=os.environ | pg.env(), check=True, capture_output=True)
+        env = {
+            "DATABASE_URL": f"postgresql://kpy:{PG_PASSWORD}@127.0.0.1:{pg.port}/auth",
+            "JWT_SECRET": JWT_SECRET,
+            "PORT": str(free_port()),
+        }
+        command = shlex.join([*sample.runtime, str(sample.app)])
+        traffic = shlex.join([sys.executable, str(AUTH / "traffic.py")])
+        args = ["record", "-c", command, "--port", env["PORT"], "--path", str(tmp_path / "kpy")]
+        done = kpy([*args, "--set", "s", "--traffic", traffic], env, tmp_path)
+        assert done.returncode == 0, done.stderr
+        set_dir = tmp_path / "kpy" / "s"
+        before = {p.name: p.read_text() for p in (set_dir / "tests").iterdir()}
+        again = ["record", "--from-set", str(set_dir), "-c", command]
+        alone = kpy([*again, "--tests", "test-7"], env, tmp_path)
+        assert "it sends a token that test-5 issued: re-record test-5 too" in alone.stderr
+        assert {p.name: p.read_text() for p in (set_dir / "tests").iterdir()} == before
+        subprocess.run([*psql, "DROP TABLE users"], env=os.environ | pg.env(), check=True)
+        done = kpy(again, env | {"JWT_SECRET": "another-signing-key-for-tests"}, tmp_path)
+        assert done.returncode == 0, done.stderr
+    tests = set_dir / "tests"
+    token = yaml.safe_load((tests / "test-5.yaml").read_text())["response"]["body"]["json"]
+    test_7 = yaml.safe_load((tests / "test-7.yaml").read_text())
+    assert ["Authorization", f"Bearer {token['token']}"] in test_7["request"]["headers"]
+    assert test_7["response"]["status"] == 200, test_7
+    assert token["token"] not in before["test-5.yaml"]  # signed with the other key
