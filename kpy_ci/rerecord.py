@@ -165,13 +165,16 @@ def merged_test(old: Doc, new: Doc, shift: Shift, names: dict[str, str]) -> Doc:
     mocks; and the token it sends, if the service issued it anew (``redact.keep_issued``)."""
     sent = {
         str(n).lower(): v
-        for n, v in new["request"]["headers"]
+        for n, v in new["request"].get("headers", [])
         if str(n).lower() in redact.AUTHORIZATION and REDACTED not in str(v)
     }
-    headers = [[n, sent.get(str(n).lower(), v)] for n, v in old["request"]["headers"]]
+    request = old["request"]
+    if sent:
+        headers = [[n, sent.get(str(n).lower(), v)] for n, v in request["headers"]]
+        request = {**request, "headers": headers}
     return {
         **old,
-        "request": {**old["request"], "headers": headers},
+        "request": request,
         "started": round(new["started"] + shift.seconds, 6),
         "ended": round(new["ended"] + shift.seconds, 6),
         "response": new["response"],

@@ -389,6 +389,16 @@ def test_a_merged_test_keeps_its_name_request_and_noise() -> None:
         "test-4: response changed: status: 200 -> 201 (mocks: 1 -> 1)"
     )
     assert change_line("test-4", old, merged, ["status"]) == "test-4: unchanged (mocks: 1 -> 1)"
+    # the token its sign-in issued now replaces the recorded one; a redacted one never does
+    for sent, kept in (("Bearer new-token-0123456789", "Bearer new-token-0123456789"),
+                       ("Bearer [redacted by kpy]", "Bearer old-token-0123456789")):  # fmt: skip
+        old["request"] = {
+            "url": "/a",
+            "headers": [["Authorization", "Bearer old-token-0123456789"]],
+        }
+        new["request"] = {"url": "/b", "headers": [["Authorization", sent]]}
+        merged = merged_test(old, new, Shift(9, 9, 10.0), {"mock-2": "mock-11"})
+        assert merged["request"] == {"url": "/a", "headers": [["Authorization", kept]]}
 
 
 def test_each_answer_is_the_exchange_its_request_started() -> None:
