@@ -79,13 +79,27 @@ def test_a_program_whose_clock_cannot_move_is_named_and_the_rest_still_runs(
     assert "did not load libfaketime" in said, said
 
 
+JAVA_WAITS = """public class Waits { public static void main(String[] a) throws Exception {
+  long m = System.nanoTime(); Thread.sleep(100); Object o = new Object();
+  synchronized (o) { o.wait(100); }
+  java.util.concurrent.locks.LockSupport.parkNanos(100_000_000L);
+  new java.util.concurrent.LinkedBlockingQueue<Integer>().poll(100,
+      java.util.concurrent.TimeUnit.MILLISECONDS);
+  System.out.println(Math.round((System.nanoTime() - m) / 1e8) + " "
+      + System.currentTimeMillis() / 1000); } }
+"""
+
+
 def test_sleeps_and_the_monotonic_clock_are_left_alone(tmp_path: Path) -> None:
     probe = (
         "import threading, time\n"
         "m, w = time.monotonic(), time.time()\n"
         "time.sleep(0.2); threading.Event().wait(0.1)\n"
+        "lock = threading.Lock(); lock.acquire(); lock.acquire(timeout=0.1)\n"
         "print(round(time.monotonic() - m, 1), round(w))\n"
     )
+    (tmp_path / "Waits.java").write_text(JAVA_WAITS)
+    subprocess.run(["javac", str(tmp_path / "Waits.java")], check=True)
     with clock.ReplayClock() as replay_clock:
         replay_clock.set_instant(time.time() - 86_400)
         run = subprocess.run(
@@ -94,6 +108,13 @@ def test_sleeps_and_the_monotonic_clock_are_left_alone(tmp_path: Path) -> None:
             capture_output=True,
             text=True,
             timeout=30,
+        )
+        java = subprocess.run(
+            ["java", "-cp", str(tmp_path), "Waits"],
+            env=replay_clock.env(os.environ),
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         before = time.monotonic()
         replay_clock.set_offset(3600)
@@ -106,6 +127,8 @@ def test_sleeps_and_the_monotonic_clock_are_left_alone(tmp_path: Path) -> None:
         )
     assert run.returncode == 0, run.stderr
     slept, wall = run.stdout.split()
-    assert slept == "0.3" and abs(int(wall) - (time.time() - 86_400)) < 30, run.stdout
+    assert slept == "0.4" and abs(int(wall) - (time.time() - 86_400)) < 30, run.stdout
+    tenths, java_wall = java.stdout.split()  # four waits of 0.1 s, none cut short
+    assert tenths == "4" and abs(int(java_wall) - (time.time() - 86_400)) < 30, java.stdout
     assert abs(int(node.stdout) - (time.time() + 3600)) < 30, node.stdout
     assert time.monotonic() >= before
