@@ -298,6 +298,13 @@ class _Runner:
                 if result.made_up:
                     shown = ", ".join(result.made_up)
                     print(f"kpy: {result.name}: made-up values learned: {shown}{written}", file=log)
+                if result.first_sending:
+                    print(
+                        f"kpy: {result.name}: passed when sent again, nothing learned (the "
+                        f"service answers it differently from run to run); the first "
+                        f"sending: {result.first_sending}",
+                        file=log,
+                    )
                 results.append(result)
         return results
 
@@ -311,6 +318,7 @@ class _Runner:
         subs = self.store.substitutions
         saved = subs.snapshot() if subs is not None else None
         run = self._run(client, test, noise)
+        first = run
         made_up: list[str] = []
         rounds = 0
         while subs is not None and saved is not None and (run.misses or run.differences):
@@ -343,6 +351,9 @@ class _Runner:
                 run.differences = self._compare(run.recorded, run.live, [*noise, *proposed])
         if (proposed or made_up) and self.opts.write_noise:
             write_noise(test, proposed, made_up)
+        first_sending = ""
+        if run is not first and not made_up and not (run.misses or run.differences):
+            first_sending = _verdict(first.error, first.misses, [], first.differences)[0]
         egress = ledger.end_test(self.passed_through()) if ledger is not None else None
         owned = [m for m in test.mocks if self.last_owner.get(m) == test.name]
         not_made = self.store.not_made(owned)
@@ -369,6 +380,7 @@ class _Runner:
             log=self.service_log.since(lines),
             noise=tuple(proposed),
             made_up=tuple(made_up),
+            first_sending=first_sending,
             ledger=egress,
         )
 

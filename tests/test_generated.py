@@ -116,6 +116,15 @@ def test_under_the_replay_clock_a_time_stands_only_for_one_near_it() -> None:
     )
     assert subs.pairs(key(iso(issued)), key(iso(issued + 30)), REPLAY) is None  # too far
     assert subs.pairs(key(iso(issued)), key(iso(NOW)), REPLAY) is None  # today's clock
+    # each test rewinds the clock: two times recorded 4 ms apart may be read as one
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(issued + 20))
+    first, second, read = (key(f"{base}.{ms}+00:00") for ms in ("100", "104", "106"))
+    assert subs.take(first, read, REPLAY) and subs.take(second, read, REPLAY)
+    strict = Substitutions(RECORDED, slack=2.0)  # on today's clock, one to one
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(RECORDED.end - 1))
+    now = key(time.strftime("%Y-%m-%dT%H:%M:%S.500+00:00", time.gmtime(NOW - 1)))
+    assert strict.take(key(f"{base}.100+00:00"), now, REPLAY)
+    assert not strict.take(key(f"{base}.104+00:00"), now, REPLAY)
 
 
 def test_the_times_new_in_one_call_move_together() -> None:

@@ -11,6 +11,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import yaml
 
@@ -120,3 +121,44 @@ def test_made_up_values_are_learned_written_and_their_fixed_parts_still_compared
     assert "FAIL s/test-1 POST /users" in costlier and "exit 1" in costlier, costlier
     assert "INSERT INTO users" in costlier and "matched no mock" in costlier, costlier
     assert "pbkdf2_sha256$2000$" in costlier, costlier  # the call, in the miss's diff
+
+
+ONCE = """
+import json, os
+from http.server import BaseHTTPRequestHandler, HTTPServer
+wrong = int(os.environ.get("WRONG", "0"))  # how many first answers are wrong
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        global wrong
+        body = json.dumps({"v": 2 if wrong > 0 else 1}).encode()
+        wrong -= 1
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"""
+
+
+def test_a_test_that_passes_only_when_sent_again_is_said_to(tmp_path: Path) -> None:
+    (tmp_path / "once.py").write_text(ONCE)
+    command = [sys.executable, str(tmp_path / "once.py")]
+    env = {**child_env(), "PORT": str(free_port())}
+    fetch = "import os, urllib.request as u; u.urlopen(os.environ['BASE_URL'] + '/v').read()"
+    traffic = shlex.join([sys.executable, "-c", fetch])
+    done = record_with_kpy(command, env["PORT"], tmp_path / "kpy", traffic, env, "--set", "s")
+    assert done.returncode == 0, done.stderr
+    junit = tmp_path / "junit.xml"
+    once = replay_with_kpy(
+        command, tmp_path / "kpy", tmp_path, env | {"WRONG": "1"}, "--junit", str(junit)
+    )
+    assert once.returncode == 0, once.stderr
+    said = "passed when sent again, nothing learned"
+    assert (
+        said in once.stderr and "the first sending: response changed: body.v: 1 -> 2" in once.stderr
+    )
+    out = "".join(e.text or "" for e in ElementTree.parse(junit).iter("system-out"))
+    assert "passed when sent again; the first sending: response changed: body.v: 1 -> 2" in out
+    always = replay_with_kpy(command, tmp_path / "kpy", tmp_path, env | {"WRONG": "99"})
+    assert always.returncode == 1 and "body.v: 1 -> 2" in always.stderr, always.stderr
+    assert leftover_cgroups() == []

@@ -77,6 +77,10 @@ def _case(test: TestResult) -> ET.Element:
         )
         failure.text = printable(test.details or test.message)
     noise = f"kpy: noise proposed: {', '.join(test.noise)}\n" if test.noise else ""
+    if test.made_up:
+        noise += f"kpy: made-up values learned: {', '.join(test.made_up)}\n"
+    if test.first_sending:
+        noise += f"kpy: passed when sent again; the first sending: {test.first_sending}\n"
     egress = ledger_text(test.ledger) if test.ledger is not None else ""
     _add_text(case, "system-out", noise + egress + test.log)
     return case

@@ -106,6 +106,9 @@ class TestResult:
     """With --detect-noise: the fields proposed as noise."""
     made_up: tuple[str, ...] = ()
     """Patterns of the made-up values learned while it ran (generated.learned_pattern)."""
+    first_sending: str = ""
+    """Why its first sending failed, when it passed sent again with nothing learned: the
+    service answers it differently from run to run (a flaky test, said, never hidden)."""
     failure_type: str = "kpy.regression"
     """JUnit's failure type: a regression, or ``schema-drift`` (re-record needed)."""
     ledger: Ledger | None = None
