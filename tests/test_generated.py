@@ -120,6 +120,8 @@ def test_under_the_replay_clock_a_time_stands_only_for_one_near_it() -> None:
     base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(issued + 20))
     first, second, read = (key(f"{base}.{ms}+00:00") for ms in ("100", "104", "106"))
     assert subs.take(first, read, REPLAY) and subs.take(second, read, REPLAY)
+    far = key(time.strftime("%Y-%m-%dT%H:%M:%S.104+00:00", time.gmtime(issued + 21)))
+    assert not subs.take(far, read, REPLAY)  # a second apart: a stale time reused
     strict = Substitutions(RECORDED, slack=2.0)  # on today's clock, one to one
     base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(RECORDED.end - 1))
     now = key(time.strftime("%Y-%m-%dT%H:%M:%S.500+00:00", time.gmtime(NOW - 1)))
