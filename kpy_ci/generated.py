@@ -104,6 +104,15 @@ _CLASSES = (
 )
 
 
+RANDOM_SYMBOLS = "./+_-="
+"""The symbols inside random values: base64 (``+/=``, URL-safe ``-_``) and bcrypt (``./``)."""
+
+
+def _fixed(c: str) -> bool:
+    """Whether a character can start the fixed tail of a made-up value."""
+    return not c.isalnum() and c not in RANDOM_SYMBOLS
+
+
 def learned_pattern(first: str, second: str) -> str | None:
     """The pattern of a made-up value, from two runs of the same call or response that
     gave ``first`` and ``second`` at the same place: the characters both share at its ends
@@ -124,13 +133,15 @@ def learned_pattern(first: str, second: str) -> str | None:
     stop_first = min(after, default=len(first))
     stop_second = len(second) - (len(first) - stop_first)
     value_a, value_b = first[begin:stop_first], second[begin:stop_second]
-    # the fixed ends: what both share, cut back to a non-alphanumeric character, as a
-    # random run may share its first or last characters by chance
+    # the fixed ends: what both share, as a random run may share its first or last
+    # characters by chance: the head cut back to a non-alphanumeric character, the tail
+    # to one no random run holds (not a symbol of base64 or bcrypt either: two bcrypt
+    # hashes both end in "." one time in 75; a number's "." stays fixed in the head)
     head = value_a[: start - begin]
     head = head[: max((i + 1 for i, c in enumerate(head) if not c.isalnum()), default=0)]
     tail_length = max(0, stop_first - (len(first) - end))
     tail = value_a[len(value_a) - tail_length :] if tail_length else ""
-    cut = next((i for i, c in enumerate(tail) if not c.isalnum()), len(tail))
+    cut = next((i for i, c in enumerate(tail) if _fixed(c)), len(tail))
     tail = tail[cut:]
     middles = (
         value_a[len(head) : len(value_a) - len(tail)],
