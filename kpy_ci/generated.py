@@ -104,12 +104,13 @@ _CLASSES = (
 )
 
 
+DECIMAL = re.compile(r"[0-9]+\.[0-9]+")
 RANDOM_SYMBOLS = "./+_-="
 """The symbols inside random values: base64 (``+/=``, URL-safe ``-_``) and bcrypt (``./``)."""
 
 
 def _fixed(c: str) -> bool:
-    """Whether a character can start the fixed tail of a made-up value."""
+    """Whether a character can end a fixed end of a made-up value."""
     return not c.isalnum() and c not in RANDOM_SYMBOLS
 
 
@@ -133,12 +134,11 @@ def learned_pattern(first: str, second: str) -> str | None:
     stop_first = min(after, default=len(first))
     stop_second = len(second) - (len(first) - stop_first)
     value_a, value_b = first[begin:stop_first], second[begin:stop_second]
-    # the fixed ends: what both share, as a random run may share its first or last
-    # characters by chance: the head cut back to a non-alphanumeric character, the tail
-    # to one no random run holds (not a symbol of base64 or bcrypt either: two bcrypt
-    # hashes both end in "." one time in 75; a number's "." stays fixed in the head)
+    # the fixed ends: what both share, cut back to a character no random run holds (not
+    # alphanumeric, nor a symbol of base64 or bcrypt), as one may share its first or last
+    # characters by chance (two bcrypt hashes both end in "." one time in 75)
     head = value_a[: start - begin]
-    head = head[: max((i + 1 for i, c in enumerate(head) if not c.isalnum()), default=0)]
+    head = head[: max((i + 1 for i, c in enumerate(head) if _fixed(c)), default=0)]
     tail_length = max(0, stop_first - (len(first) - end))
     tail = value_a[len(value_a) - tail_length :] if tail_length else ""
     cut = next((i for i, c in enumerate(tail) if _fixed(c)), len(tail))
@@ -151,6 +151,8 @@ def learned_pattern(first: str, second: str) -> str | None:
         return None
     if any(c in DELIMITERS for m in middles for c in m):
         return None
+    if all(DECIMAL.fullmatch(m) for m in middles):
+        return None  # a measure (a time, an amount), not a made-up value
     chars = set("".join(middles))
     if any(c.isalpha() and c not in "abcdefABCDEF" for c in chars):
         kinds = "A-Za-z0-9" + "".join(

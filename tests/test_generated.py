@@ -212,8 +212,11 @@ def test_a_made_up_value_is_learned_as_its_fixed_ends_and_a_run_of_its_character
     pattern = learned_pattern(f"'{bcrypt_like(10)}'", f"'{bcrypt_like(10)}'")
     assert pattern is not None and pattern.startswith(r"(?<![A-Za-z0-9])\$2b\$10\$")
     assert re.fullmatch(pattern, bcrypt_like(10)) and not re.fullmatch(pattern, bcrypt_like(12))
-    # two hashes that end alike by chance ("." one time in 75 for bcrypt) keep no fixed tail
+    # two hashes that start or end alike by chance ("." one time in 75 for bcrypt's last
+    # character) keep no fixed part of that
     ending = learned_pattern(bcrypt_like(10)[:-1] + ".", bcrypt_like(10)[:-1] + ".")
+    starting = learned_pattern(*("$2b$10$/" + bcrypt_like(10)[8:] for _ in "ab"))
+    assert starting == pattern, starting
     assert ending == pattern and learned_pattern("at 1796690163.123", "at 1796690163.456") is None
     sql = "INSERT INTO s VALUES ('{}', 5)"
     token = learned_pattern(sql.format(secrets.token_hex(16)), sql.format(secrets.token_hex(16)))
