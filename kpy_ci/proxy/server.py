@@ -41,7 +41,7 @@ from kpy_ci.trust import ServiceTrust
 
 CHUNK = 256 * 1024
 CLOSE_SECONDS = 5.0
-FIRST_BYTES_SECONDS = 0.5  # a client silent this long waits for a server-first protocol
+FIRST_BYTES_SECONDS = 0.5  # recording: a client silent this long waits for a server-first protocol
 IDLE_SECONDS = 0.05  # replay: a generic client this quiet has sent its whole request
 T = TypeVar("T")
 Lookup = Callable[[tuple[str, int]], Address | None]
@@ -398,19 +398,17 @@ class MockEgress:
         protocol: Protocol = generic.PROTOCOL
         client: Streams = (reader, writer)
         try:
-            try:
-                first = await asyncio.wait_for(reader.read(CHUNK), FIRST_BYTES_SECONDS)
-            except asyncio.TimeoutError:
-                # the client says nothing first: a server-first protocol, whose greeting was
-                # recorded; or a slow client-first one (a loaded machine must not turn a
-                # PostgreSQL client into generic TCP), whose first bytes are waited for
-                greeter = generic.GenericMockServer(
-                    _Source(self.store, generic.NAME, where, connection)
-                )
-                hello = greeter.opening()
-                if hello:
-                    return await self._serve(greeter, hello, client)
-                first = await reader.read(CHUNK)
+            # a server-first protocol whose greeting was recorded for this destination is
+            # greeted at once, as its server did; any other waits for the client's first
+            # bytes, however slow (a loaded machine must not turn a PostgreSQL client into
+            # generic TCP)
+            greeter = generic.GenericMockServer(
+                _Source(self.store, generic.NAME, where, connection)
+            )
+            hello = greeter.opening()
+            if hello:
+                return await self._serve(greeter, hello, client)
+            first = await reader.read(CHUNK)
             if tls.sniff(first):
                 inside = await self._end_tls(first, client, where, connection, None)
                 if inside is None:
