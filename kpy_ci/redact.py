@@ -67,18 +67,17 @@ def apply_to(part: dict[str, Any], side: str, chain: list[Filter]) -> dict[str, 
 ISSUED_MIN = 16
 """A credential shorter than this is never taken for one the service issued: too likely to
 appear in a response by chance."""
-AUTHORIZATION = ("authorization", "proxy-authorization")
 
 
-def _texts(value: Any) -> Iterator[str]:
+def strings_at(value: Any, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], str]:
+    """The strings of a document (a JSON value, a response), by their place."""
     if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _texts(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _texts(v)
+        return {path: value}
+    found: dict[tuple[Any, ...], str] = {}
+    if isinstance(value, dict | list):
+        for key, v in value.items() if isinstance(value, dict) else enumerate(value):
+            found |= strings_at(v, (*path, key))
+    return found
 
 
 def keep_issued(
@@ -91,13 +90,13 @@ def keep_issued(
     the file gains no secret it did not already hold, and the test sends what its client
     sent, so the service can check it as it did. ``credentials``: each test's, in order
     (``Exchange.credentials``). Headers kpy.yml redacts stay redacted."""
-    if {name.lower() for name in config.redact_headers} & set(AUTHORIZATION):
+    if {name.lower() for name in config.redact_headers} & set(http.AUTHORIZATION):
         return
     earlier: list[str] = []  # the strings of the responses so far
     for doc, taken in zip(tests, credentials, strict=True):
         request, pending = doc.get("request") or {}, list(taken)
         for header in request.get("headers") or []:
-            if str(header[0]).lower() not in AUTHORIZATION or not pending:
+            if str(header[0]).lower() not in http.AUTHORIZATION or not pending:
                 continue
             credential = pending.pop(0)
             value = str(header[1])
@@ -105,4 +104,4 @@ def keep_issued(
                 continue
             if any(credential in said for said in earlier):
                 header[1] = value[: -len(REDACTED)] + credential
-        earlier.extend(_texts(doc.get("response")))
+        earlier.extend(strings_at(doc.get("response")).values())

@@ -35,6 +35,7 @@ import httpx
 from kpy_ci import redact, resend
 from kpy_ci.compare import compare_response
 from kpy_ci.errors import UsageError
+from kpy_ci.protocols import http
 from kpy_ci.protocols.base import REDACTED, Doc
 from kpy_ci.record import RecordingFailed, RecordOptions, RecordResult, run
 from kpy_ci.recording import Recorded, Recording
@@ -166,7 +167,7 @@ def merged_test(old: Doc, new: Doc, shift: Shift, names: dict[str, str]) -> Doc:
     sent = {
         str(n).lower(): v
         for n, v in new["request"].get("headers", [])
-        if str(n).lower() in redact.AUTHORIZATION and REDACTED not in str(v)
+        if str(n).lower() in http.AUTHORIZATION and REDACTED not in str(v)
     }
     request = old["request"]
     if sent:

@@ -18,7 +18,7 @@ import httpx
 
 from kpy_ci.protocols import http
 from kpy_ci.protocols.base import REDACTED, Doc
-from kpy_ci.redact import AUTHORIZATION, ISSUED_MIN
+from kpy_ci.redact import ISSUED_MIN, strings_at
 
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
 
@@ -85,17 +85,6 @@ def received(response: httpx.Response, raw: bytes) -> tuple[list[list[str]], Doc
     return headers, body
 
 
-def _strings(value: Any, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], str]:
-    """A JSON value's strings, by their place."""
-    if isinstance(value, str):
-        return {path: value}
-    found: dict[tuple[Any, ...], str] = {}
-    if isinstance(value, dict | list):
-        for key, v in value.items() if isinstance(value, dict) else enumerate(value):
-            found |= _strings(v, (*path, key))
-    return found
-
-
 def _json(body: Doc | None) -> Any:
     return body.get("json") if isinstance(body, dict) else None
 
@@ -110,11 +99,11 @@ class Issued:
 
     def credential_of(self, request: Doc) -> list[tuple[str, str]]:
         """The request's Authorization credentials kept in clear: (credential, header)."""
-        found = []
-        for name, value in request["headers"]:
-            if str(name).lower() in AUTHORIZATION and REDACTED not in str(value):
-                found.append((str(value).strip().partition(" ")[2] or str(value), str(name)))
-        return found
+        return [
+            (http.credential(str(value)), str(name))
+            for name, value in request["headers"]
+            if str(name).lower() in http.AUTHORIZATION and REDACTED not in str(value)
+        ]
 
     def missing(self, request: Doc) -> list[str]:
         """The tests not sent again that issued a credential this request sends: sent as
@@ -136,13 +125,13 @@ class Issued:
 
     def saw(self, test: str, recorded: Doc, live: Doc | None) -> None:
         """A test's recorded response, and (if it was sent again) the one it got now."""
-        before = _strings(_json(recorded.get("body")))
+        before = strings_at(_json(recorded.get("body")))
         for text in before.values():
             if len(text) >= ISSUED_MIN:
                 self.recorded.setdefault(text, test)
         if live is None:
             return
-        now = _strings(_json(live.get("body")))
+        now = strings_at(_json(live.get("body")))
         for place, text in before.items():
             new = now.get(place)
             if len(text) >= ISSUED_MIN and new is not None and new != text:

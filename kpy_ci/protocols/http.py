@@ -201,6 +201,10 @@ def encode_body(doc: Doc, headers: Sequence[Sequence[str]]) -> bytes:
 # --- secrets --------------------------------------------------------------------------------
 
 
+AUTHORIZATION = ("authorization", "proxy-authorization")
+"""The headers whose credentials are redacted, by lower-case name."""
+
+
 def _redact_cookie(pair: str) -> str:
     name, eq, _ = pair.strip().partition("=")
     return f"{name}={REDACTED}" if eq else REDACTED
@@ -214,7 +218,7 @@ def redact_headers(headers: Sequence[Sequence[str]], also: Iterable[str] = ()) -
     out: Headers = []
     for name, value in headers:
         key = name.lower()
-        if key in ("authorization", "proxy-authorization"):
+        if key in AUTHORIZATION:
             value = value.strip()
             scheme, _, credentials = value.partition(" ")
             value = f"{scheme} {REDACTED}" if credentials and value != REDACTED else REDACTED
@@ -229,14 +233,16 @@ def redact_headers(headers: Sequence[Sequence[str]], also: Iterable[str] = ()) -
     return out
 
 
+def credential(value: str) -> str:
+    """An Authorization value's credentials: the part after the scheme (all of it when
+    there is no scheme)."""
+    return value.strip().partition(" ")[2].strip() or value.strip()
+
+
 def credentials_of(headers: Sequence[Sequence[str]]) -> tuple[str, ...]:
-    """What ``redact_headers`` takes from Authorization and Proxy-Authorization (the part
-    after the scheme), in header order."""
-    found = []
-    for name, value in headers:
-        if name.lower() in ("authorization", "proxy-authorization"):
-            found.append(value.strip().partition(" ")[2].strip() or value.strip())
-    return tuple(found)
+    """What ``redact_headers`` takes from Authorization and Proxy-Authorization, in header
+    order."""
+    return tuple(credential(value) for name, value in headers if name.lower() in AUTHORIZATION)
 
 
 def redact_json_fields(doc: Any, names: Iterable[str]) -> Any:
