@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 
 packages=(python3 python3-venv python3-pip make clang llvm libbpf-dev libbpf1 gcc libc6-dev
           iproute2 util-linux procps ca-certificates postgresql redis-server
-          libfaketime sudo git curl)  # libfaketime: kpy test's replay clock; sudo and git: the
+          libfaketime sudo git curl mariadb-server mariadb-client)  # libfaketime: kpy test's replay clock; sudo and git: the
           # action's tests run act as a runner user that may sudo; curl: one of the HTTPS
-          # clients the TLS tests run
+          # clients the TLS tests run; mariadb-*: the MySQL protocol's tests (server, mysql CLI,
+          # mysqlslap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
