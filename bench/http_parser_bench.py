@@ -22,7 +22,7 @@ from typing import Any
 
 import h11
 
-from kpy_ci.protocols.http import HttpRecorder
+from kpy_ci.protocols.http.message import HttpRecorder
 
 REQUEST = (
     b"GET /api/users?id=42 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: bench/1.0\r\n"

@@ -66,8 +66,8 @@ if str(ROOT) not in sys.path:
 
 from children import measured, run_to_end  # noqa: E402  (bench/, the script's own folder)
 
+from kpy_ci.address import Address  # noqa: E402
 from kpy_ci.ebpf import cgroup  # noqa: E402
-from kpy_ci.ebpf.maps import Address  # noqa: E402
 from kpy_ci.ebpf.session import Session  # noqa: E402
 from kpy_ci.errors import EnvironmentProblem  # noqa: E402
 from kpy_ci.proxy.server import CHUNK, Egress, Ingress, ProxyLoop, splice  # noqa: E402

@@ -82,7 +82,7 @@ from kpy_ci.ebpf import cgroup  # noqa: E402
 from kpy_ci.ebpf.session import check_privileges  # noqa: E402
 from kpy_ci.errors import EnvironmentProblem  # noqa: E402
 from kpy_ci.mock_store import MockStore  # noqa: E402
-from kpy_ci.protocols import http  # noqa: E402
+from kpy_ci.protocols.http import message as http  # noqa: E402
 from kpy_ci.store import reader  # noqa: E402
 from kpy_ci.store.reader import MocksFile, load_set  # noqa: E402
 from kpy_ci.store.serializer import document, dump_all  # noqa: E402

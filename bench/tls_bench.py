@@ -233,7 +233,7 @@ from record_bench import (  # noqa: E402  (the recording proxy's benchmark: same
     thread_cpu,
 )
 
-from kpy_ci.ebpf.maps import Address  # noqa: E402
+from kpy_ci.address import Address  # noqa: E402
 from kpy_ci.ebpf.session import Session  # noqa: E402
 from kpy_ci.proxy.server import Egress, ProxyLoop  # noqa: E402
 from kpy_ci.proxy.tls import Interception, Termination  # noqa: E402

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kpy_ci import clock, trust
+from kpy_ci.address import Address
 from kpy_ci.ebpf import cgroup, libbpf
-from kpy_ci.ebpf.maps import Address
 from kpy_ci.ebpf.session import Session, bpf_object_path, check_privileges
 from kpy_ci.errors import KpyError
 
@@ -105,6 +105,26 @@ def _tls_trust() -> tuple[bool, str]:
     return not missed, said
 
 
+def _protocols() -> tuple[bool, str]:
+    """The registry's plug-ins, each with the schema of both sides of its mocks."""
+    from kpy_ci.protocols import base, registry
+
+    lacking = [
+        p.name
+        for p in registry.REGISTRY
+        if not {"request", "response"} <= set(p.schema.get("$defs", {}))
+    ]
+    if lacking:
+        return False, f"no request/response schema for {', '.join(lacking)}: a bug in kpy"
+    *known, rest = registry.REGISTRY
+    by_client = [p.name for p in known if p.greets is base.client_first]
+    by_server = [p.name for p in known if p.greets is not base.client_first]
+    said = f"{', '.join(by_client)} by the client's first bytes"
+    if by_server:
+        said += f"; {', '.join(by_server)} by the server's greeting"
+    return True, f"{said}; {rest.name} for the rest"
+
+
 def _replay_clock() -> tuple[bool, str]:
     """A program started under the replay clock, a day back, reads that day and sleeps."""
     why = clock.unavailable()
@@ -138,6 +158,7 @@ CHECKS: list[tuple[str, Callable[[], tuple[bool, str]], bool, bool]] = [
     ("libbpf", _libbpf, True, False),
     ("BPF programs", _bpf_object, True, True),
     ("redirect", _live_redirect, True, True),
+    ("protocols", _protocols, True, False),
     ("TLS trust", _tls_trust, False, False),
     ("replay clock", _replay_clock, False, False),
 ]

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from kpy_ci.ebpf.maps import Address, host_of, plain_ip
+from kpy_ci.address import Address, host_of, plain_ip
 from kpy_ci.protocols.base import Doc
 from kpy_ci.report.model import ConnectionUse, Ledger, LookupUse, Miss, PassedThrough
 

@@ -138,6 +138,7 @@ class MockStore:
         self._cursor: dict[Key, int] = {}  # entries before it in _index[key] are all used
         self._places: dict[tuple[int, int], Entry] = {}
         self._by_protocol: dict[str, list[Entry]] = {}  # in file order
+        self._protocols_at: dict[str, list[str]] = {}  # by destination, in file order
         self._parsed: dict[str, Doc] = {}
         self._last_offset = 0  # of the last mock served: where the replay is in the file
         self._used: set[str] = set()
@@ -201,6 +202,9 @@ class MockStore:
         if e.shape is not None:
             self._shapes.setdefault(e.shape, []).append(e)
         self._by_protocol.setdefault(e.protocol, []).append(e)
+        at = self._protocols_at.setdefault(e.destination, [])
+        if e.protocol not in at:
+            at.append(e.protocol)
 
     def _note_tls(self, destination: str, tls: Doc) -> None:
         self._tls.setdefault(destination, tls)
@@ -213,6 +217,18 @@ class MockStore:
         if server_name and server_name in self._tls:
             return self._tls[server_name]
         return self._tls.get(destination)
+
+    def protocols_at(self, destination: str) -> list[str]:
+        """The protocols of the mocks recorded for this destination, in file order."""
+        return self._protocols_at.get(destination, [])
+
+    def opened(self, connection: int, where: str) -> None:
+        if self.ledger is not None:
+            self.ledger.opened(connection, where)
+
+    def closed(self, connection: int, by_kpy: bool) -> None:
+        if self.ledger is not None:
+            self.ledger.closed(connection, by_kpy=by_kpy)
 
     def close(self) -> None:
         self._file.close()

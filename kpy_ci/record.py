@@ -15,20 +15,19 @@ from pathlib import Path
 from typing import IO, Any
 
 from kpy_ci import redact
+from kpy_ci.address import Address
 from kpy_ci.config import Config
-from kpy_ci.ebpf.maps import Address
-from kpy_ci.ebpf.session import Session
 from kpy_ci.errors import KpyError, Terminated
 from kpy_ci.proxy.dns import DnsProxy
-from kpy_ci.proxy.server import Egress, Ingress, ProxyLoop
-from kpy_ci.proxy.tls import Interception, Termination
+from kpy_ci.proxy.server import Egress, Ingress
+from kpy_ci.proxy.tls import Interception
 from kpy_ci.recording import Recording
 from kpy_ci.report import github
 from kpy_ci.schema import lock, openapi
-from kpy_ci.service import STOP_SECONDS, stop, wait_ready
+from kpy_ci.service import STOP_SECONDS
 from kpy_ci.service_log import ServiceLog
 from kpy_ci.store import testset
-from kpy_ci.trust import trusting
+from kpy_ci.under_kpy import UnderKpy
 
 
 class RecordingFailed(KpyError):
@@ -120,72 +119,37 @@ def run(
     service down, then ``write`` (once the service has started, whatever happened)."""
     service_log = service_log or ServiceLog(log)
     recording = Recording()
-    termination = Termination()
-    trust = contextlib.ExitStack()
-    loop = ProxyLoop()
-    session: Session | None = None
     interrupted: str | None = None
     failure: str | None = None
     spawned = False
-
-    def lookup(peer: tuple[str, int]) -> Address | None:
-        return session.original_destination(peer) if session is not None else None
-
     try:
-        trusted = trust.enter_context(
-            trusting(os.environ, termination.authority.certificate_pem, opts.config.tls_ca_files)
-        )
-        interception = Interception(trusted.trust, termination, set(opts.config.tls_opaque))
-        egress = loop.listen(
-            Address("127.0.0.1", 0), Egress(recording, lookup, interception).handle
-        )
-        dns_port = None
-        upstream = opts.dns_upstream or system_resolver()
-        if upstream is not None:
-            dns_port = DnsProxy(loop, recording, upstream).start()
-        else:
-            recording.warn(
-                "no DNS resolver known (--dns-upstream): the service's DNS is not recorded"
+        with UnderKpy(opts.config.tls_ca_files, service_log) as kpy:
+            interception = Interception(
+                kpy.trusted.trust, kpy.termination, set(opts.config.tls_opaque)
             )
-        internal = free_port()
-        session = Session(
-            egress,
-            dns=Address("127.0.0.1", dns_port) if dns_port else None,
-            dns6="::1" if dns_port else None,
-            ports={opts.port: internal},
-            passthrough=opts.passthrough,
-        )
-        targets = [Address("127.0.0.1", internal), Address("::1", internal)]
-        with session:
-            loop.listen(Address("127.0.0.1", opts.port), Ingress(recording, targets).handle)
-            service = session.spawn(
-                opts.command,
-                resolv_conf=opts.resolv_conf,
-                mounts=trusted.mounts,
-                env=trusted.env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
+            egress = kpy.loop.listen(
+                Address("127.0.0.1", 0), Egress(recording, kpy.lookup, interception).handle
             )
-            spawned = True  # from here on, whatever ends the recording, the set is written
-            assert service.stdout is not None
-            service_log.start(service.stdout)
-            try:
-                not_ready = wait_ready(
-                    service,
-                    internal,
-                    opts.ready_url,
-                    opts.ready_timeout,
-                    service_log,
-                    opts.port,
-                    group=session.cgroup,
+            dns_port = None
+            upstream = opts.dns_upstream or system_resolver()
+            if upstream is not None:
+                dns_port = DnsProxy(kpy.loop, recording, upstream).start()
+            else:
+                recording.warn(
+                    "no DNS resolver known (--dns-upstream): the service's DNS is not recorded"
                 )
-                if not_ready is not None:
-                    raise RecordingFailed(not_ready)
-                print(f"kpy: recording {opts.command!r} on port {opts.port}", file=log)
-                failure = drive(service, f"http://127.0.0.1:{opts.port}", log)
-            finally:
-                stop(service)
-                service_log.wait()
+            internal = free_port()
+            dns = Address("127.0.0.1", dns_port) if dns_port else None
+            kpy.session(egress, dns, {opts.port: internal}, opts.passthrough)
+            targets = [Address("127.0.0.1", internal), Address("::1", internal)]
+            kpy.loop.listen(Address("127.0.0.1", opts.port), Ingress(recording, targets).handle)
+            service = kpy.spawn(opts.command, opts.resolv_conf)
+            spawned = True  # from here on, whatever ends the recording, the set is written
+            not_ready = kpy.ready(internal, opts.ready_url, opts.ready_timeout, opts.port)
+            if not_ready is not None:
+                raise RecordingFailed(not_ready)
+            print(f"kpy: recording {opts.command!r} on port {opts.port}", file=log)
+            failure = drive(service, f"http://127.0.0.1:{opts.port}", log)
     except KeyboardInterrupt:
         interrupted = "interrupted (SIGINT)"
         raise
@@ -199,8 +163,6 @@ def run(
         interrupted = f"kpy failed: {e}"
         raise
     finally:
-        loop.close()
-        trust.close()
         if spawned:
             result = write(recording, interrupted or failure)
             # a later step (upload, pull request) uses the set, also one written incomplete

@@ -16,13 +16,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from kpy_ci.ebpf.maps import Address
+from kpy_ci.address import Address
 from kpy_ci.protocols import generic
 from kpy_ci.protocols.base import Doc, Exchange, Protocol, Recorder, text_or_base64
-from kpy_ci.protocols.registry import sniff
+from kpy_ci.proxy.interfaces import Direction
 
 Side = Literal["client", "server", "close"]
-Direction = Literal["inbound", "outbound"]
 
 
 @dataclass(frozen=True)
@@ -40,10 +39,10 @@ class Recorded:
 @dataclass
 class _Connection:
     id: int
-    protocol: Protocol | None  # None: from the first chunk (the client's bytes, or generic)
+    protocol: Protocol
     direction: Direction
     destination: Address
-    recorder: Recorder | None
+    recorder: Recorder
     count: int = 0
     tls: Doc | None = None
 
@@ -76,19 +75,16 @@ class Recording:
 
     def open(
         self,
-        protocol: Protocol | None,
+        protocol: Protocol,
         direction: Direction,
         destination: Address,
         tls: Doc | None = None,
     ) -> Tap:
-        """A connection's tap; ``protocol`` None when its client has said nothing yet: the
-        first chunk decides (the client's bytes sniffed, or generic if the server spoke
-        first), as the replay decides. ``tls``: the connection is inside TLS (or begins it
-        later: ``Tap.tls``)."""
+        """A connection's tap. ``tls``: the connection is inside TLS (or begins it later:
+        ``Tap.tls``)."""
         with self._lock:
             self._next_id += 1
-            recorder = protocol.recorder() if protocol is not None else None
-            conn = _Connection(self._next_id, protocol, direction, destination, recorder)
+            conn = _Connection(self._next_id, protocol, direction, destination, protocol.recorder())
             conn.tls = tls
             self._connections[conn.id] = conn
         return Tap(conn.id, self)
@@ -154,9 +150,6 @@ class Recording:
             self.outbound_started.append(recorded.exchange.started)
 
     def _decode(self, conn: _Connection, side: Side, data: bytes, at: int) -> None:
-        if conn.protocol is None or conn.recorder is None:
-            conn.protocol = sniff(data) if side == "client" else generic.PROTOCOL
-            conn.recorder = conn.protocol.recorder()
         try:
             exchanges = _feed(conn.recorder, side, data, at)
         except Exception as e:  # a ProtocolError, or a bug: either way, keep recording
@@ -173,7 +166,7 @@ class Recording:
 
     def _keep(self, conn: _Connection, exchange: Exchange) -> None:
         raw = exchange.raw_response
-        protocol = conn.protocol or generic.PROTOCOL
+        protocol = conn.protocol
         if raw and protocol.encode_response(exchange.response) != raw:
             # a gap in kpy's decoding must not change what replay serves: keep the bytes
             exchange.response["raw"] = text_or_base64(raw)

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from kpy_ci.config import Config
-from kpy_ci.protocols import http
 from kpy_ci.protocols.base import REDACTED
+from kpy_ci.protocols.http import message as http
 
 Filter = Callable[[dict[str, Any]], dict[str, Any]]
 SIDES = ("request", "response")

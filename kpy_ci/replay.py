@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
-import subprocess
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,27 +20,26 @@ from typing import IO, Any
 import httpx
 
 from kpy_ci import clock, generated, redact, resend
+from kpy_ci.address import Address
 from kpy_ci.compare import Difference, compare_response, noise_between, render
 from kpy_ci.config import Config
 from kpy_ci.ebpf import cgroup
-from kpy_ci.ebpf.maps import Address
 from kpy_ci.ebpf.session import Session
 from kpy_ci.errors import EnvironmentProblem
 from kpy_ci.ledger import LedgerKeeper
 from kpy_ci.mock_store import Entry, MockStore, line_of
-from kpy_ci.protocols import http
 from kpy_ci.protocols.base import Doc
+from kpy_ci.protocols.http import message as http
 from kpy_ci.proxy.dns import MockDns
-from kpy_ci.proxy.server import MockEgress, ProxyLoop
-from kpy_ci.proxy.tls import Termination
+from kpy_ci.proxy.server import MockEgress
 from kpy_ci.report import console
 from kpy_ci.report.model import Miss, RunResult, SetResult, TestResult
-from kpy_ci.service import listening_host, stop, wait_ready
+from kpy_ci.service import listening_host
 from kpy_ci.service_log import ServiceLog
 from kpy_ci.store.atomic import write_file
 from kpy_ci.store.reader import TestCase, TestSet, find_sets, load_set
 from kpy_ci.store.serializer import dump
-from kpy_ci.trust import trusting
+from kpy_ci.under_kpy import UnderKpy
 
 QUIET_SECONDS = 0.015  # after a response, calls still coming belong to the same test
 QUIET_MAX_SECONDS = 2.0
@@ -116,73 +113,39 @@ def _replay_set(
         ledger,
     )
     note_origins(substitutions, store, test_set)
-    termination = Termination()
-    trust = contextlib.ExitStack()
-    loop = ProxyLoop()
-    session: Session | None = None
-    replay_clock = _replay_clock(opts, test_set, log)
-    if replay_clock is not None:
-        trust.enter_context(replay_clock)
-
-    def lookup(peer: tuple[str, int]) -> Address | None:
-        return session.original_destination(peer) if session is not None else None
-
     try:
-        trusted = trust.enter_context(
-            trusting(os.environ, termination.authority.certificate_pem, opts.config.tls_ca_files)
-        )
-        egress = loop.listen(Address("127.0.0.1", 0), MockEgress(store, lookup, termination).handle)
-        dns_port = MockDns(loop, store).start()
-        session = Session(
-            egress,
-            dns=Address("127.0.0.1", dns_port),
-            dns6="::1",
-            passthrough=opts.passthrough,
-        )
-        with session:
-            service = session.spawn(
-                opts.command,
-                resolv_conf=opts.resolv_conf,
-                mounts=trusted.mounts,
-                env=replay_clock.env(trusted.env) if replay_clock else trusted.env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
+        with contextlib.ExitStack() as undo:
+            replay_clock = _replay_clock(opts, test_set, log)
+            if replay_clock is not None:
+                undo.enter_context(replay_clock)
+            kpy = undo.enter_context(UnderKpy(opts.config.tls_ca_files, service_log))
+            egress = kpy.loop.listen(
+                Address("127.0.0.1", 0), MockEgress(store, kpy.lookup, kpy.termination).handle
             )
-            assert service.stdout is not None
-            service_log.start(service.stdout)
-            try:
-                error = wait_ready(
-                    service,
-                    port,
-                    opts.ready_url,
-                    opts.ready_timeout,
-                    service_log,
-                    group=session.cgroup,
-                )
-                if error is None and replay_clock is not None and session.cgroup is not None:
-                    unmoved = clock.unmoved(cgroup.pids_below(session.cgroup))
-                    for line in unmoved:
-                        print(f"kpy: warning: {line}", file=log)
-                    substitutions.clock = not unmoved
-                if error is None:
-                    print(f"kpy: replaying {test_set.name} ({len(tests)} tests)", file=log)
-                    if not test_set.meta.get("complete", True):
-                        why = test_set.meta.get("interrupted")
-                        print(f"kpy: {test_set.name} was recorded incompletely ({why})", file=log)
-                    runner = _Runner(
-                        test_set, tests, opts, store, service_log, port, chain, session
-                    )
-                    runner.clock = replay_clock
-                    result.tests = runner.run(log)
-                else:
-                    result.error = error.splitlines()[0]
-                    result.tests = [_failed(test_set.name, t, result.error) for t in tests]
-            finally:
-                stop(service)
-                service_log.wait()
+            dns_port = MockDns(kpy.loop, store).start()
+            session = kpy.session(egress, Address("127.0.0.1", dns_port), None, opts.passthrough)
+            env = kpy.trusted.env
+            kpy.spawn(
+                opts.command, opts.resolv_conf, replay_clock.env(env) if replay_clock else env
+            )
+            error = kpy.ready(port, opts.ready_url, opts.ready_timeout)
+            if error is None and replay_clock is not None and session.cgroup is not None:
+                unmoved = clock.unmoved(cgroup.pids_below(session.cgroup))
+                for line in unmoved:
+                    print(f"kpy: warning: {line}", file=log)
+                substitutions.clock = not unmoved
+            if error is None:
+                print(f"kpy: replaying {test_set.name} ({len(tests)} tests)", file=log)
+                if not test_set.meta.get("complete", True):
+                    why = test_set.meta.get("interrupted")
+                    print(f"kpy: {test_set.name} was recorded incompletely ({why})", file=log)
+                runner = _Runner(test_set, tests, opts, store, service_log, port, chain, session)
+                runner.clock = replay_clock
+                result.tests = runner.run(log)
+            else:
+                result.error = error.splitlines()[0]
+                result.tests = [_failed(test_set.name, t, result.error) for t in tests]
     finally:
-        loop.close()
-        trust.close()
         store.close()
     result.unused = [line_of(e) for e in store.unused()]
     result.log_tail = service_log.tail(40)

@@ -35,8 +35,8 @@ import httpx
 from kpy_ci import redact, resend
 from kpy_ci.compare import compare_response
 from kpy_ci.errors import UsageError
-from kpy_ci.protocols import http
 from kpy_ci.protocols.base import REDACTED, Doc
+from kpy_ci.protocols.http import message as http
 from kpy_ci.record import RecordingFailed, RecordOptions, RecordResult, run
 from kpy_ci.recording import Recorded, Recording
 from kpy_ci.schema import lock

@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from kpy_ci.protocols import http
 from kpy_ci.protocols.base import REDACTED, Doc
+from kpy_ci.protocols.http import message as http
 from kpy_ci.redact import ISSUED_MIN, strings_at
 
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})

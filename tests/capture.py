@@ -10,6 +10,7 @@ import selectors
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -27,8 +28,16 @@ class CaptureRelay:
     """``with CaptureRelay(upstream_port) as relay:`` point clients at ``relay.port``;
     ``relay.connections`` holds what each connection carried."""
 
-    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        upstream_port: int,
+        upstream_host: str = "127.0.0.1",
+        edit_greeting: Callable[[bytes], bytes | None] | None = None,
+    ) -> None:
+        """``edit_greeting``: what kpy's proxy relays of a server's greeting (a protocol
+        plug-in's ``edit_greeting``), applied here the same way."""
         self.upstream = (upstream_host, upstream_port)
+        self.edit_greeting = edit_greeting
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(64)
@@ -74,6 +83,7 @@ class CaptureRelay:
 
     def _pump(self, client: socket.socket, server: socket.socket, conn: Connection) -> None:
         peers = {client: (server, "client"), server: (client, "server")}
+        greeting = b"" if self.edit_greeting is not None else None
         with selectors.DefaultSelector() as sel:
             for s in peers:
                 sel.register(s, selectors.EVENT_READ)
@@ -90,6 +100,13 @@ class CaptureRelay:
                         with contextlib.suppress(OSError):
                             other.shutdown(socket.SHUT_WR)
                         continue
+                    if who == "server" and greeting is not None and self.edit_greeting:
+                        greeting += data
+                        if (edited := self.edit_greeting(greeting)) is None:
+                            continue  # not whole yet
+                        data, greeting = edited, None
+                    elif who == "client":
+                        greeting = None  # the client spoke first: nothing to edit
                     conn.chunks.append((who, data, time.monotonic_ns()))
                     other.sendall(data)
         client.close()

@@ -172,3 +172,14 @@ def replay_with_kpy(
         "--resolv-conf", str(resolv), *options,
     ]  # fmt: skip
     return subprocess.run(argv, env=dict(env), capture_output=True, text=True, timeout=timeout)
+
+
+from tests.servers import MariaDB, mariadb_server  # noqa: E402  (added with the fixture below)
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDB]:
+    """A real MariaDB server on a loopback port, for the whole run: database and user
+    ``app`` (mysql_native_password), LOCAL INFILE allowed."""
+    with mariadb_server() as server:
+        yield server

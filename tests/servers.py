@@ -278,3 +278,130 @@ def redis_server(
     finally:
         proc.kill()
         proc.wait(10)
+
+
+MARIADB_PASSWORD = "s3cret-mysql-pw"
+
+
+@dataclass(frozen=True)
+class MariaDB:
+    """A MariaDB server on a loopback port: database ``app``, user ``app`` (password
+    ``s3cret-mysql-pw``, mysql_native_password) with every privilege on it (and on
+    ``mysqlslap``, the schema mysqlslap makes and drops); ``root`` logs in through
+    ``socket`` only (no password)."""
+
+    port: int
+    socket: str
+    host: str = "127.0.0.1"
+    user: str = "app"
+    password: str = MARIADB_PASSWORD
+    database: str = "app"
+
+    def url(self, driver: str = "mysql+pymysql", password: str | None = None) -> str:
+        secret = self.password if password is None else password
+        return f"{driver}://{self.user}:{secret}@{self.host}:{self.port}/{self.database}"
+
+    def connect_args(self) -> dict[str, object]:
+        """Keyword arguments for pymysql.connect / mysql.connector.connect."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "database": self.database,
+        }
+
+    def cli(self, *argv: str) -> list[str]:
+        """The ``mysql`` client (or ``mysqlslap`` with ``argv[0]``) over TCP as ``app``."""
+        return [
+            "mysql",
+            "--no-defaults",
+            "--protocol=TCP",
+            f"--host={self.host}",
+            f"--port={self.port}",
+            f"--user={self.user}",
+            f"--password={self.password}",
+            self.database,
+            *argv,
+        ]
+
+
+@contextmanager
+def mariadb_server() -> Iterator[MariaDB]:
+    """mariadb-install-db into a datadir of its own, mariadbd as the mysql user on
+    127.0.0.1 and a free port (no name resolution, LOCAL INFILE allowed), the ``app``
+    database and user; stopped and removed on exit."""
+    workdir = Path(tempfile.mkdtemp(prefix="kpy-test-mariadb-"))
+    data = workdir / "data"
+    sock = workdir / "mysqld.sock"
+    shutil.chown(workdir, "mysql", "mysql")
+    port = free_port()
+    install = shutil.which("mariadb-install-db") or "mysql_install_db"
+    subprocess.run(
+        [
+            install,
+            "--no-defaults",
+            f"--datadir={data}",
+            "--user=mysql",
+            "--auth-root-authentication-method=socket",
+            "--skip-test-db",
+            "--skip-name-resolve",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+    proc = subprocess.Popen(
+        [
+            server,
+            "--no-defaults",
+            f"--datadir={data}",
+            "--user=mysql",
+            "--bind-address=127.0.0.1",
+            f"--port={port}",
+            f"--socket={sock}",
+            f"--pid-file={workdir / 'mysqld.pid'}",
+            f"--log-error={workdir / 'error.log'}",
+            "--skip-name-resolve",
+            "--local-infile=1",
+            "--skip-log-bin",
+            "--innodb-buffer-pool-size=16M",
+            "--innodb-log-file-size=8M",
+            "--character-set-server=utf8mb4",
+            "--collation-server=utf8mb4_general_ci",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=os.setpgrp,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        root = ["mysql", "--no-defaults", f"--socket={sock}", "-uroot"]
+        while subprocess.run([*root, "-e", "SELECT 1"], capture_output=True).returncode != 0:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log = (workdir / "error.log").read_text(errors="replace")
+                raise RuntimeError(f"mariadbd did not start:\n{log[-3000:]}")
+            time.sleep(0.1)
+        subprocess.run(
+            [
+                *root,
+                "-e",
+                "CREATE DATABASE app CHARACTER SET utf8mb4; "
+                f"CREATE USER 'app'@'%' IDENTIFIED VIA mysql_native_password "
+                f"USING PASSWORD('{MARIADB_PASSWORD}'); "
+                "GRANT ALL PRIVILEGES ON app.* TO 'app'@'%'; "
+                "GRANT ALL PRIVILEGES ON mysqlslap.* TO 'app'@'%'; FLUSH PRIVILEGES;",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        wait_for_port(port)
+        yield MariaDB(port, str(sock))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)

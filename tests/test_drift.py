@@ -310,7 +310,7 @@ def test_validate_says_every_broken_file_in_one_line_each_and_exits_2(
     shop = copy / "shop"
     mocks = shop / "mocks.yaml"
     text = mocks.read_text()
-    mocks.write_text(text.replace("protocol: redis\n", "protocol: mysql\n", 1))
+    mocks.write_text(text.replace("protocol: redis\n", "protocol: kafka\n", 1))
     lock = shop / "schema.lock.yaml"
     lock.write_text(lock.read_text().replace("  introspected: false\n", "  introspected: 'no'\n"))
     test = shop / "tests" / "test-3.yaml"
@@ -321,7 +321,7 @@ def test_validate_says_every_broken_file_in_one_line_each_and_exits_2(
     lines = done.stderr.splitlines()
     assert lines[-1] == "kpy: 3 problems", done.stderr
     assert any(
-        line.startswith(f"kpy: {mocks}:") and "protocol: 'mysql' is not one of" in line
+        line.startswith(f"kpy: {mocks}:") and "protocol: 'kafka' is not one of" in line
         for line in lines
     ), done.stderr
     assert any(line.startswith(f"kpy: {lock}:") and "introspected" in line for line in lines)

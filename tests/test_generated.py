@@ -18,7 +18,7 @@ from kpy_ci.generated import (
     said_in,
     tokens,
 )
-from kpy_ci.protocols.postgres_replay import match_key, readable
+from kpy_ci.protocols.postgres.replay import match_key, readable
 
 NOW = time.time()
 RECORDED = Window(NOW - 86_400 * 3, NOW - 86_400 * 3 + 60)  # three days ago, for a minute

@@ -14,7 +14,7 @@ import pytest
 from kpy_ci.errors import UsageError
 from kpy_ci.mock_store import MockStore, line_of
 from kpy_ci.protocols.base import REDACTED
-from kpy_ci.protocols.postgres_replay import expected, is_write
+from kpy_ci.protocols.postgres.replay import expected, is_write
 from kpy_ci.store.reader import ReRecordNeeded
 from kpy_ci.store.serializer import document, dump_all
 

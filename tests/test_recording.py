@@ -3,9 +3,11 @@ and read back in order; a decoder that fails does not lose the connection."""
 
 from __future__ import annotations
 
-from kpy_ci.ebpf.maps import Address
+import dataclasses
+
+from kpy_ci.address import Address
 from kpy_ci.protocols import generic
-from kpy_ci.protocols.base import Exchange, Protocol
+from kpy_ci.protocols.base import Exchange
 from kpy_ci.recording import Recording
 
 
@@ -50,7 +52,7 @@ class _Broken:
 
 
 def test_a_failing_decoder_falls_back_to_generic_with_a_warning() -> None:
-    broken = Protocol("broken", lambda first: True, _Broken, generic.encode_response)
+    broken = dataclasses.replace(generic.PROTOCOL, name="broken", recorder=_Broken)
     recording = Recording()
     tap = recording.open(broken, "outbound", Address("127.0.0.1", 5))
     tap.client(b"hello")
@@ -61,27 +63,4 @@ def test_a_failing_decoder_falls_back_to_generic_with_a_warning() -> None:
     assert r.exchange.protocol == "generic"
     assert (r.exchange.request, r.exchange.response) == ({"data": "hello"}, {"data": "world"})
     assert "a bug in a decoder" in recording.warnings[0]
-    recording.close()
-
-
-def test_a_silent_client_s_protocol_comes_from_the_first_chunk() -> None:
-    """The proxy opens a tap with no protocol when the client said nothing in time: its first
-    bytes decide when decoded (Redis here), or generic if the server spoke first."""
-    recording = Recording()
-    slow = recording.open(None, "outbound", Address("127.0.0.1", 6379))
-    slow.client(b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n")
-    slow.server(b"$1\r\n1\r\n")
-    slow.close()
-    greeter = recording.open(None, "outbound", Address("127.0.0.1", 25))
-    greeter.server(b"220 ready\r\n")
-    greeter.client(b"QUIT\r\n")
-    greeter.server(b"221 bye\r\n")
-    greeter.close()
-    recording.finish()
-    redis, *smtp = list(recording.outbound())
-    assert (redis.exchange.protocol, redis.exchange.request) == ("redis", {"command": ["GET", "a"]})
-    assert [r.exchange.protocol for r in smtp] == ["generic", "generic"]
-    assert smtp[0].exchange.request == {"data": ""} and smtp[1].exchange.request == {
-        "data": "QUIT\r\n"
-    }
     recording.close()

@@ -7,7 +7,7 @@ from typing import Any
 
 from kpy_ci.config import Config
 from kpy_ci.protocols.base import REDACTED
-from kpy_ci.protocols.http import credentials_of, redact_headers
+from kpy_ci.protocols.http.message import credentials_of, redact_headers
 from kpy_ci.redact import keep_issued
 
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg"

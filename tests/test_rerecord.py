@@ -22,7 +22,7 @@ import psycopg
 import pytest
 import yaml
 
-from kpy_ci.ebpf.maps import Address
+from kpy_ci.address import Address
 from kpy_ci.errors import UsageError
 from kpy_ci.protocols.base import Exchange
 from kpy_ci.recording import Recorded

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import click
 
-from kpy_ci.ebpf.maps import Address, pass_key
+from kpy_ci.address import Address
+from kpy_ci.ebpf.maps import pass_key
 from kpy_ci.ebpf.session import Session
 from kpy_ci.errors import UsageError
 from kpy_ci.proxy.relay import Relay

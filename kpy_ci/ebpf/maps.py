@@ -10,7 +10,8 @@ import ctypes
 import ipaddress
 import socket
 import sys
-from dataclasses import dataclass
+
+from kpy_ci.address import Address
 
 _U32x4: type[ctypes.Array[ctypes.c_uint32]] = ctypes.c_uint32 * 4
 
@@ -37,30 +38,6 @@ class PassKey(ctypes.Structure):
         ("port", ctypes.c_uint16),
         ("pad", ctypes.c_uint16),
     ]
-
-
-@dataclass(frozen=True)
-class Address:
-    """An IP address and port, as a socket API shows it (``::ffff:…`` stays mapped)."""
-
-    host: str
-    port: int
-
-    @classmethod
-    def parse(cls, text: str) -> Address:
-        """``127.0.0.1:8080``, ``[::1]:8080``; ValueError with the reason otherwise."""
-        host, sep, port = text.rpartition(":")
-        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"{text!r} is not HOST:PORT with a port from 1 to 65535")
-        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            raise ValueError(f"{host!r} in {text!r} is not an IP address") from None
-        return cls(host, int(port))
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 _MAPPED_PREFIX = bytes(10) + b"\xff\xff"
@@ -124,22 +101,6 @@ def show_ip(ip: bytes, family: int) -> str:
     if v6.ipv4_mapped is None:
         return str(v6)
     return str(v6.ipv4_mapped) if family == socket.AF_INET else f"::ffff:{v6.ipv4_mapped}"
-
-
-def plain_ip(text: str) -> str:
-    """An address as a client wrote it: a mapped IPv6 (a dual-stack socket's
-    ``::ffff:127.0.0.1``) as its IPv4; a name as it is."""
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        return text
-    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
-    return str(mapped or ip)
-
-
-def host_of(destination: str) -> str:
-    """The address of ``127.0.0.1:80`` or ``[::1]:80``, plain (:func:`plain_ip`)."""
-    return plain_ip(destination.rpartition(":")[0].strip("[]"))
 
 
 def pass_key(network: str, port: int = 0) -> PassKey:

@@ -24,9 +24,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from kpy_ci.address import Address
 from kpy_ci.ebpf import cgroup, maps
 from kpy_ci.ebpf.libbpf import BpfError, BpfObject, Map
-from kpy_ci.ebpf.maps import Address
 from kpy_ci.errors import EnvironmentProblem
 
 PROGRAMS = (

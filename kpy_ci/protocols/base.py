@@ -1,8 +1,11 @@
-"""The one shape every protocol has: sniff, record, encode. No I/O here or in any protocol
-module: they take bytes and return exchanges (sans-I/O, as h11 does).
+"""The one shape every protocol has. No I/O here or in any protocol package: they take
+bytes and return exchanges (sans-I/O, as h11 does).
 
-A protocol module exposes ``PROTOCOL = Protocol(...)``; ``protocols/__init__.py`` lists
-them in the order they are sniffed. Adding one is one module plus one registry line.
+A protocol is one package under ``protocols/`` whose ``__init__`` exports
+``PROTOCOL = Protocol(...)``, complete: every field below is required, so a plug-in that
+lacks a part fails at import. ``registry.py`` lists them, and is the only list: the mock
+schema's protocol enum, ``kpy doctor`` and the docs' table come from it. Adding one is its
+package, one registry line, its tests and its docs.
 
 Data shapes kept in exchanges are YAML-ready: dict, list, str, int, float, bool, None. Bytes
 that are not UTF-8 text are ``{"base64": "..."}`` (see ``text_or_base64``).
@@ -12,8 +15,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 from typing import Protocol as TypingProtocol
 
@@ -116,43 +121,100 @@ class Matcher:
 
     key: Callable[[Doc], Hashable]
     describe: Callable[[Doc], str]
-    """A recorded request, one line, for people (misses, unused mocks)."""
+    """A recorded request, one line, for people (misses, unused mocks, reports)."""
     expected: Callable[[Doc], bool]
-    """Whether the call must be made again: a write (INSERT, SET, POST...). A write the
-    service no longer makes fails its test; an unused read is only listed."""
-    setup: Callable[[Doc], bool] = lambda request: False
+    """Whether the call is a write, which must be made again (INSERT, SET, POST...): a
+    write the service no longer makes fails its test; an unused read is only listed."""
+    setup: Callable[[Doc], bool]
     """Whether the call sets a connection up, or reads what does not change (SHOW, a
     driver's CLIENT SETINFO): reusable however the recording marked it, since a replay may
     open more connections than were recorded."""
-    partials: Callable[[Doc], list[Hashable]] = lambda request: []
-    readable: Callable[[Doc], Doc] = lambda request: request
-    """The request with binary values that may be generated (a UUID, a time) given as text,
-    so that generated.py can find them."""
+    partials: Callable[[Doc], list[Hashable]]
     """Keys of the request cut where the client waited for answers before it was whole
     (PostgreSQL's Flush in a pipeline): a mock server asks with such a cut request first."""
+    readable: Callable[[Doc], Doc]
+    """The request with binary values that may be generated (a UUID, a time) given as text,
+    so that generated.py can find them."""
 
 
 @dataclass(frozen=True)
 class Protocol:
-    """A protocol plug-in."""
+    """A protocol plug-in: every part is given, none has a default."""
 
     name: str
     sniff: Callable[[bytes], bool]
     """Whether a connection whose client sent these first bytes speaks this protocol. It
     may be given as little as one byte; answer from what is there."""
-    recorder: Callable[[], Recorder]
-    encode_response: Callable[[Doc], bytes]
-    """The bytes the server sent, from an exchange's ``response``."""
-    answer_locally: Callable[[bytes], tuple[int, bytes] | None] | None = None
+    greets: Callable[[bytes, int], bool]
+    """For a server-first protocol: whether the server's first bytes, sent before the client
+    said anything, are this protocol's greeting. The destination port is a hint, never the
+    only rule. Client-first protocols say no (``client_first``)."""
+    edit_greeting: Callable[[bytes], bytes | None]
+    """The greeting kpy relays in place of the server's (MySQL clears the capabilities kpy
+    cannot follow: TLS, compression); None while more bytes are needed to have it whole.
+    The recording holds what the client was sent."""
+    answer_locally: Callable[[bytes], tuple[int, bytes] | None]
     """For an opening request kpy answers itself instead of the server (PostgreSQL's
     GSSENCRequest: 'N', so the session goes on without GSSAPI): (bytes used, answer)."""
-    starttls: Callable[[bytes], tuple[int, bytes] | None] | None = None
+    starttls: Callable[[bytes], tuple[int, bytes] | None]
     """For an opening request that asks the server to begin TLS (PostgreSQL's SSLRequest):
     (its size, the answer that says yes). Recording asks the real server and, on yes, kpy
     ends TLS on both sides; replay says yes when the recording's connection was TLS."""
-    matcher: Matcher | None = None
-    mock_server: Callable[[MockSource], MockServer] | None = None
-    """Replay: a server for one connection that answers from mocks."""
+    recorder: Callable[[], Recorder]
+    encode_response: Callable[[Doc], bytes]
+    """The bytes the server sent, from an exchange's ``response``."""
+    byte_exact: bool
+    """Whether ``encode_response`` gives back exactly the bytes the server sent (the
+    recorder then sets ``Exchange.raw_response``, and recording checks it); HTTP and DNS
+    promise the meaning, not the bytes."""
+    matcher: Matcher
+    mock_server: Callable[[MockSource], MockServer]
+    """Replay: a server for one connection that answers from mocks. A server-first one
+    speaks first (``MockServer.opening``), at once."""
+    schema: Doc
+    """The JSON Schema of a mock's ``request`` and ``response`` (``$defs``), composed into
+    the mock schema by schema/documents.py."""
+    redact: Callable[[Doc], Doc]
+    """A request as kpy may write it: every secret the protocol carries replaced by
+    ``REDACTED``. Recorders return requests already redacted; mock servers redact what
+    they are asked the same way, so that the two match."""
+
+
+def client_first(data: bytes, port: int) -> bool:
+    """``Protocol.greets`` of a protocol whose client speaks first."""
+    return False
+
+
+def unchanged(data: bytes) -> bytes:
+    """``Protocol.edit_greeting`` of a protocol that relays its greeting as it is."""
+    return data
+
+
+def nothing_local(first: bytes) -> None:
+    """``Protocol.answer_locally`` and ``starttls`` of a protocol without such requests."""
+    return None
+
+
+def no_partials(request: Doc) -> list[Hashable]:
+    """``Matcher.partials`` of a protocol whose client never waits inside a request."""
+    return []
+
+
+def as_recorded(request: Doc) -> Doc:
+    """``Matcher.readable`` of a protocol whose requests are text already, and
+    ``Protocol.redact`` of one whose recorder never decodes its secrets."""
+    return request
+
+
+def no_setup(request: Doc) -> bool:
+    """``Matcher.setup`` of a protocol with no connection set-up."""
+    return False
+
+
+def load_schema(package: str) -> Doc:
+    """A protocol package's ``schema.json``."""
+    doc: Doc = json.loads(resources.files(package).joinpath("schema.json").read_text("utf-8"))
+    return doc
 
 
 def text_or_base64(data: bytes) -> str | Doc:

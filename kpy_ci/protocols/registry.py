@@ -1,25 +1,37 @@
-"""Protocol plug-ins, sniffed in this order from a connection's first client bytes;
-``generic`` takes whatever none claims. Adding a protocol: its module (and its replay
-module, which completes the plug-in), and one line here."""
+"""The protocol plug-ins, and the only list of them: the mock schema's protocol enum,
+``kpy doctor`` and the docs' table are made from ``REGISTRY``.
+
+A connection's protocol is sniffed from its client's first bytes, in this order; a client
+that waits for the server to speak first is known from the server's greeting instead. What
+none claims is ``generic``, which takes anything and is last. Adding a protocol: its
+package, and one line here.
+"""
 
 from __future__ import annotations
 
-from kpy_ci.protocols import dns, generic, http_replay, postgres_replay, redis_replay
+from kpy_ci.protocols import dns, generic, http, postgres, redis
 from kpy_ci.protocols.base import Matcher, Protocol
 
-REGISTRY: list[Protocol] = [postgres_replay.PROTOCOL, redis_replay.PROTOCOL, http_replay.PROTOCOL]
+REGISTRY: list[Protocol] = [
+    postgres.PROTOCOL,
+    redis.PROTOCOL,
+    http.PROTOCOL,
+    dns.PROTOCOL,
+    generic.PROTOCOL,
+]
 
-MATCHERS: dict[str, Matcher] = {
-    p.name: p.matcher for p in [*REGISTRY, generic.PROTOCOL] if p.matcher is not None
-} | {dns.NAME: dns.MATCHER}
+BY_NAME: dict[str, Protocol] = {p.name: p for p in REGISTRY}
+
+MATCHERS: dict[str, Matcher] = {p.name: p.matcher for p in REGISTRY}
 """How the mocks of each protocol are matched at replay, by protocol name."""
 
 
 def sniff(first: bytes) -> Protocol:
-    """The protocol a connection speaks, from the first bytes its client sent (none: the
-    server speaks first, and kpy relays it as generic TCP)."""
-    if first:
-        for protocol in REGISTRY:
-            if protocol.sniff(first):
-                return protocol
-    return generic.PROTOCOL
+    """The protocol of a connection whose client spoke first, from its first bytes."""
+    return next(p for p in REGISTRY if first and p.sniff(first)) if first else generic.PROTOCOL
+
+
+def greeting(first: bytes, port: int) -> Protocol:
+    """The protocol of a connection whose server spoke first, from its greeting (the port
+    is a hint a plug-in may weigh, never the only rule)."""
+    return next(p for p in REGISTRY if p.greets(first, port))

@@ -2,7 +2,8 @@
 forwarded to the upstream resolver, its answer relayed back and recorded; at replay
 (``MockDns``) it is answered from the mocks, and a name never resolved gets SERVFAIL and
 fails the test. It listens on 127.0.0.1 and ::1 on one port, as the session's dns/dns6
-settings expect."""
+settings expect. Each datagram goes through the DNS plug-in's recorder or mock server with
+the length DNS over TCP puts in front (protocols/dns)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,12 @@ import asyncio
 import time
 from typing import Any
 
-from kpy_ci.ebpf.maps import Address
+from kpy_ci.address import Address
 from kpy_ci.errors import EnvironmentProblem
-from kpy_ci.mock_store import MockStore
 from kpy_ci.protocols import dns
-from kpy_ci.protocols.base import Exchange, ProtocolError
-from kpy_ci.proxy.server import ProxyLoop
-from kpy_ci.recording import Recording
+from kpy_ci.protocols.base import ProtocolError
+from kpy_ci.proxy.interfaces import Capture, Mocks
+from kpy_ci.proxy.server import ProxyLoop, Source
 
 UPSTREAM_SECONDS = 5.0
 
@@ -81,7 +81,7 @@ class DnsPort:
 class DnsProxy(DnsPort):
     """Recording: each query forwarded to ``upstream``, its answer relayed and recorded."""
 
-    def __init__(self, loop: ProxyLoop, recording: Recording, upstream: Address) -> None:
+    def __init__(self, loop: ProxyLoop, recording: Capture, upstream: Address) -> None:
         super().__init__(loop)
         self.recording = recording
         self.upstream = upstream
@@ -101,35 +101,25 @@ class DnsProxy(DnsPort):
         finally:
             sock.close()
         transport.sendto(answer, client)
+        recorder = dns.DnsRecorder()
         try:
-            exchange = Exchange(
-                dns.NAME,
-                request=dns.decode_query(query),
-                response=dns.decode_answer(answer),
-                started=started,
-                ended=time.monotonic_ns(),
-                reusable=True,  # names resolve again and again
-            )
+            recorder.client_data(dns.framed(query), started)
+            exchanges = recorder.server_data(dns.framed(answer), time.monotonic_ns())
         except ProtocolError as e:
             self.recording.warn(f"a DNS message kpy could not read: {e}")
             return
-        self.recording.add(exchange, self.upstream)
+        for exchange in exchanges:
+            self.recording.add(exchange, self.upstream)
 
 
 class MockDns(DnsPort):
     """Replay: answers from the set's DNS mocks; asks no resolver."""
 
-    def __init__(self, loop: ProxyLoop, store: MockStore) -> None:
+    def __init__(self, loop: ProxyLoop, store: Mocks) -> None:
         super().__init__(loop)
-        self.store = store
+        self.server = dns.DnsMockServer(Source(store, dns.NAME, "the resolver", 0))
 
     async def answer(self, query: bytes, client: Any, transport: asyncio.DatagramTransport) -> None:
-        try:
-            request = dns.decode_query(query)
-        except ProtocolError:
-            return  # not a query: a resolver would drop it too
-        mock = self.store.serve(dns.NAME, "the resolver", 0, request, optional=False)
-        if mock is None:
-            transport.sendto(dns.refused(query), client)
-        else:
-            transport.sendto(dns.encode_answer(mock["response"], query), client)
+        answers, _ = dns.unframed(self.server.client_data(dns.framed(query)))
+        for answer in answers:
+            transport.sendto(answer, client)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from kpy_ci.ebpf.maps import Address
+from kpy_ci.address import Address
 from kpy_ci.proxy.server import Ingress, ProxyLoop
 
 

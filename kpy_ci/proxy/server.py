@@ -3,9 +3,14 @@ eBPF sends the service's connections), the ingress listener (on the service's pu
 and the DNS listener. Only proxy/ owns sockets and the event loop.
 
 Recording: each TCP connection is spliced to its real destination; every chunk is also
-handed to the recording's Tap, which queues it for the recorder thread: the loop never
-decodes. Replay (``MockEgress``): each connection is answered by its protocol's mock
-server from the set's mocks.
+handed to the capture's Tap, which queues it: the loop never decodes. Replay
+(``MockEgress``): each connection is answered by its protocol's mock server from the set's
+mocks. The proxy knows the recording and the mocks only through interfaces.py.
+
+A connection's protocol is known from whoever speaks first: the client's first bytes, or,
+for a server-first protocol (MySQL, SMTP), the server's greeting. So the real server is
+dialled as soon as the service connects, and both sides are listened to at once: nobody
+waits for a client that is waiting for the server.
 """
 
 from __future__ import annotations
@@ -19,12 +24,12 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from kpy_ci.ebpf.maps import Address, host_of
+from kpy_ci.address import Address, host_of
 from kpy_ci.errors import EnvironmentProblem
-from kpy_ci.mock_store import MockStore
 from kpy_ci.protocols import generic, http, tls
 from kpy_ci.protocols.base import Doc, MockServer, Protocol
-from kpy_ci.protocols.registry import sniff
+from kpy_ci.protocols.registry import BY_NAME, greeting, sniff
+from kpy_ci.proxy.interfaces import Capture, Mocks, Tap
 from kpy_ci.proxy.tls import (
     Intercepted,
     Interception,
@@ -35,13 +40,12 @@ from kpy_ci.proxy.tls import (
     TlsStream,
     read_client_hello,
 )
-from kpy_ci.recording import Recording, Tap
 from kpy_ci.report.model import Miss
 from kpy_ci.trust import ServiceTrust
 
 CHUNK = 256 * 1024
 CLOSE_SECONDS = 5.0
-FIRST_BYTES_SECONDS = 0.5  # recording: a client silent this long waits for a server-first protocol
+FIRST_BYTES_SECONDS = 0.5  # inside TLS: a client silent this long waits for the server
 IDLE_SECONDS = 0.05  # replay: a generic client this quiet has sent its whole request
 T = TypeVar("T")
 Lookup = Callable[[tuple[str, int]], Address | None]
@@ -168,7 +172,7 @@ class Egress:
     splice, record."""
 
     def __init__(
-        self, recording: Recording, lookup: Lookup, interception: Interception | None = None
+        self, recording: Capture, lookup: Lookup, interception: Interception | None = None
     ) -> None:
         self.recording = recording
         self.lookup = lookup
@@ -188,11 +192,19 @@ class Egress:
             self.recording.warn(str(e))
 
     async def _relay(self, client: Streams, destination: Address) -> None:
-        first = await first_bytes(client[0])
-
-        async def connect() -> Streams:
+        async def dial() -> Streams:
             return await asyncio.open_connection(destination.host, destination.port, limit=CHUNK)
 
+        dialled = [await dial()]
+
+        async def connect() -> Streams:
+            """The connection dialled when the service connected, then new ones (TLS
+            interception may need a second): never a second one where one will do."""
+            return dialled.pop() if dialled else await dial()
+
+        first, greeting_bytes = await first_words(client[0], dialled[0][0])
+        if greeting_bytes:
+            return await self._greeted(client, await connect(), greeting_bytes, first, destination)
         upstream: Streams | None = None
         info: Doc | None = None
         if tls.sniff(first):
@@ -210,12 +222,10 @@ class Egress:
                 "generic bytes; kpy does not replay HTTP/2 yet"
             )
             protocol = generic.PROTOCOL
-        # a client silent so far: its protocol is known from its first bytes (or the
-        # server's greeting) when the recording is decoded
-        tap = self.recording.open(protocol if first else None, "outbound", destination, info)
+        tap = self.recording.open(protocol, "outbound", destination, info)
         try:
             first = await self._answer_locally(protocol, first, client, tap)
-            starttls = protocol.starttls(first) if protocol.starttls and info is None else None
+            starttls = protocol.starttls(first) if info is None else None
             if starttls is not None:
                 inside = await self._starttls(starttls, first, client, connect, destination, tap)
                 if inside is None:
@@ -227,6 +237,26 @@ class Egress:
             tap.close()
             raise
         if first:
+            tap.client(first)
+            upstream[1].write(first)
+        await splice(client, upstream, tap)
+
+    async def _greeted(
+        self, client: Streams, upstream: Streams, said: bytes, first: bytes, destination: Address
+    ) -> None:
+        """The server spoke first: its greeting names the protocol, which may relay it
+        edited (MySQL: without the TLS and compression kpy cannot follow)."""
+        protocol = greeting(said, destination.port)
+        while (edited := protocol.edit_greeting(said)) is None:
+            more = await upstream[0].read(CHUNK)
+            if not more:
+                edited = said
+                break
+            said += more
+        tap = self.recording.open(protocol, "outbound", destination)
+        tap.server(edited)
+        client[1].write(edited)
+        if first:  # the client did not wait for the greeting after all
             tap.client(first)
             upstream[1].write(first)
         await splice(client, upstream, tap)
@@ -322,8 +352,7 @@ class Egress:
         """Some opening requests are kpy's to answer (PostgreSQL's GSSENCRequest gets 'N':
         kpy cannot take part in GSSAPI encryption, and the client goes on without)."""
         reader, writer = client
-        answer_locally = protocol.answer_locally
-        while answer_locally is not None and (local := answer_locally(first)) is not None:
+        while (local := protocol.answer_locally(first)) is not None:
             used, answer = local
             tap.client(first[:used])
             tap.server(answer)
@@ -334,18 +363,40 @@ class Egress:
 
 
 async def first_bytes(reader: asyncio.StreamReader | TlsStream) -> bytes:
-    """What the client sends first; b"" if it waits for the server to speak."""
+    """What the client sends first inside TLS; b"" if it waits for the server to speak
+    (the server inside is not listened to before the client's turn)."""
     try:
         return await asyncio.wait_for(reader.read(CHUNK), FIRST_BYTES_SECONDS)
     except asyncio.TimeoutError:
         return b""
 
 
+async def first_words(
+    client: asyncio.StreamReader, server: asyncio.StreamReader
+) -> tuple[bytes, bytes]:
+    """What the client and the server each said first, listening to both until one speaks
+    (or hangs up); the other's is b"" unless it spoke in the same moment. A read cancelled
+    before its data came loses nothing: the bytes wait in the reader."""
+    reads = [asyncio.ensure_future(r.read(CHUNK)) for r in (client, server)]
+    try:
+        await asyncio.wait(reads, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for read in reads:
+            read.cancel()
+    said = []
+    for read in reads:
+        try:
+            said.append(await read)
+        except asyncio.CancelledError:
+            said.append(b"")
+    return said[0], said[1]
+
+
 @dataclass(frozen=True)
-class _Source:
+class Source:
     """A mock server's view of the store: one connection's protocol and destination."""
 
-    store: MockStore
+    store: Mocks
     protocol: str
     destination: str
     connection: int
@@ -365,7 +416,7 @@ class MockEgress:
     by its protocol's mock server; none goes anywhere else."""
 
     def __init__(
-        self, store: MockStore, lookup: Lookup, termination: Termination | None = None
+        self, store: Mocks, lookup: Lookup, termination: Termination | None = None
     ) -> None:
         self.store = store
         self.lookup = lookup
@@ -377,15 +428,12 @@ class MockEgress:
         destination = self.lookup((peer[0], peer[1]))
         where = str(destination) if destination is not None else f"{peer[0]}:{peer[1]}"
         connection = next(self._connections)
-        ledger = self.store.ledger
-        if ledger is not None:
-            ledger.opened(connection, where)
+        self.store.opened(connection, where)
         hung_up = False
         try:
             hung_up = await self._answer(reader, writer, where, connection)
         finally:
-            if ledger is not None:
-                ledger.closed(connection, by_kpy=hung_up)
+            self.store.closed(connection, hung_up)
 
     async def _answer(
         self,
@@ -398,16 +446,14 @@ class MockEgress:
         protocol: Protocol = generic.PROTOCOL
         client: Streams = (reader, writer)
         try:
-            # a server-first protocol whose greeting was recorded for this destination is
-            # greeted at once, as its server did; any other waits for the client's first
-            # bytes, however slow (a loaded machine must not turn a PostgreSQL client into
-            # generic TCP)
-            greeter = generic.GenericMockServer(
-                _Source(self.store, generic.NAME, where, connection)
-            )
-            hello = greeter.opening()
-            if hello:
-                return await self._serve(greeter, hello, client)
+            # a server-first protocol recorded for this destination greets at once, as its
+            # server did; any other waits for the client's first bytes, however slow (a
+            # loaded machine must not turn a PostgreSQL client into generic TCP)
+            for name in self.store.protocols_at(where):
+                greeter = BY_NAME[name].mock_server(Source(self.store, name, where, connection))
+                if hello := greeter.opening():
+                    protocol = BY_NAME[name]
+                    return await self._serve(greeter, hello, client)
             first = await reader.read(CHUNK)
             if tls.sniff(first):
                 inside = await self._end_tls(first, client, where, connection, None)
@@ -417,7 +463,7 @@ class MockEgress:
             if not first:
                 return False
             protocol = sniff(first)
-            asked = protocol.starttls(first) if protocol.starttls else None
+            asked = protocol.starttls(first)
             if asked is not None and self.store.recorded_tls(where) is not None:
                 size, yes = asked  # recorded over TLS: say yes, and end it here
                 client[1].write(yes)
@@ -427,8 +473,7 @@ class MockEgress:
                 if inside is None:
                     return True
                 client, first = inside
-            assert protocol.mock_server is not None  # every registered protocol replays
-            server = protocol.mock_server(_Source(self.store, protocol.name, where, connection))
+            server = protocol.mock_server(Source(self.store, protocol.name, where, connection))
             return await self._serve(server, server.client_data(first), client)
         except (ConnectionError, OSError):
             return False
@@ -495,7 +540,7 @@ class Ingress:
     of ``targets`` that accepts: it may have bound IPv4, IPv6 or both) and, when recording,
     record each HTTP exchange as a test case."""
 
-    def __init__(self, recording: Recording | None, targets: list[Address]) -> None:
+    def __init__(self, recording: Capture | None, targets: list[Address]) -> None:
         self.recording = recording
         self.targets = targets
 

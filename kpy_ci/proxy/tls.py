@@ -18,8 +18,8 @@ import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from kpy_ci.address import Address, plain_ip
 from kpy_ci.certificates import Authority, Issuer, Leaf, leaf_for, leaf_like, server_context
-from kpy_ci.ebpf.maps import Address, plain_ip
 from kpy_ci.protocols import tls
 from kpy_ci.protocols.base import Doc
 from kpy_ci.trust import ServiceTrust

@@ -1,12 +1,12 @@
-"""The JSON Schemas of kpy's files, ready to check documents: every file of schemas/ in one
-``referencing.Registry`` (so ``$ref`` between them resolve offline), and the Mock schema
-completed from the protocol registry, so the list of protocols is written once.
+"""The JSON Schemas of kpy's files, ready to check documents: every file of schemas/ and
+each protocol plug-in's schema in one ``referencing.Registry`` (so ``$ref`` between them
+resolve offline), and the Mock schema completed from the protocol registry, so the list of
+protocols is written once.
 
 schemas/mock.schema.json leaves ``protocol`` a string and ``request``/``response`` objects;
 ``validator("mock.schema.json")`` adds the enum of the registry's protocol names and, per
-protocol, an if/then sending request and response to
-``protocols/<name>.schema.json#/$defs/request`` and ``.../response``. A protocol without its
-schema file is a bug in kpy, found when the validator is built.
+protocol, an if/then sending request and response to its plug-in's schema
+(``protocols/<name>.schema.json#/$defs/request`` and ``.../response``, by ``$id``).
 """
 
 from __future__ import annotations
@@ -40,12 +40,16 @@ def schema_dir() -> Path:
 
 @functools.cache
 def _files() -> dict[str, dict[str, Any]]:
-    """Every schema, by its path under schemas/ (``protocols/http.schema.json``)."""
+    """Every schema, by its path under schemas/; a protocol's as
+    ``protocols/<name>.schema.json``, its ``$id`` there."""
+    from kpy_ci.protocols import registry as protocols  # heavy (h11, dnspython): only here
+
     root = schema_dir()
-    return {
+    files = {
         path.relative_to(root).as_posix(): json.loads(path.read_text(encoding="utf-8"))
         for path in sorted(root.rglob("*.json"))
     }
+    return files | {f"protocols/{p.name}.schema.json": p.schema for p in protocols.REGISTRY}
 
 
 def names() -> list[str]:
@@ -73,10 +77,10 @@ def registry() -> referencing.Registry[Any]:
 
 
 def protocol_names() -> list[str]:
-    """Every protocol a mock may have: those replay can match, from the registry."""
-    from kpy_ci.protocols import registry as protocols  # heavy (h11, dnspython): only here
+    """Every protocol a mock may have, from the registry."""
+    from kpy_ci.protocols import registry as protocols
 
-    return list(protocols.MATCHERS)
+    return [p.name for p in protocols.REGISTRY]
 
 
 def mock_schema(names: list[str]) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from openapi_core.validation.response.exceptions import HeaderValidationError, M
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from kpy_ci.protocols.base import REDACTED
-from kpy_ci.protocols.http import encode_body
+from kpy_ci.protocols.http.message import encode_body
 from kpy_ci.schema.openapi_doc import HOST_URL, Document, url_path
 
 Where = tuple[str | int, ...]

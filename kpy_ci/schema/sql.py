@@ -31,7 +31,7 @@ from pglast.parser import ParseError
 from pglast.parser import fingerprint as pg_fingerprint
 
 # private, imported on purpose: the lock's SQL must be spelled exactly as the replay matcher keys it
-from kpy_ci.protocols.postgres_replay import _sql as _matcher_sql
+from kpy_ci.protocols.postgres.replay import _sql as _matcher_sql
 from kpy_ci.schema.sql_scope import Scope, Source, Uses, among, first, in_order
 
 _CATALOGS = frozenset({"pg_catalog", "information_schema"})

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kpy_ci.ebpf.maps import Address
+from kpy_ci.address import Address
 from kpy_ci.ebpf.session import Session
 from kpy_ci.proxy.relay import Relay
 from tests.conftest import free_port

@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
+from kpy_ci.address import Address
 from kpy_ci.ebpf import maps
-from kpy_ci.ebpf.maps import Address
 from kpy_ci.ebpf.session import bpf_object_path
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kpy_ci.ebpf.maps import Address
+from kpy_ci.address import Address
 from kpy_ci.ebpf.session import Session
 from tests.conftest import free_port
 

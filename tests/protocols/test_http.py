@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from kpy_ci.protocols.base import REDACTED, Exchange
-from kpy_ci.protocols.http import (
-    PROTOCOL,
+from kpy_ci.protocols.http import PROTOCOL
+from kpy_ci.protocols.http.message import (
     HttpParseError,
     HttpRecorder,
     decode_body,

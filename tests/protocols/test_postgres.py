@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from kpy_ci.protocols.base import Doc, Exchange, from_text_or_base64
-from kpy_ci.protocols.postgres import PROTOCOL, encode_response, sniff
-from kpy_ci.protocols.postgres_framing import Framer
-from kpy_ci.protocols.postgres_messages import (
+from kpy_ci.protocols.postgres import PROTOCOL
+from kpy_ci.protocols.postgres.framing import Framer
+from kpy_ci.protocols.postgres.messages import (
     AUTH_OK,
     FRONTEND,
     GSSENC_REQUEST,
@@ -22,6 +22,7 @@ from kpy_ci.protocols.postgres_messages import (
     decode_message,
     encode_message,
 )
+from kpy_ci.protocols.postgres.recorder import encode_response, sniff
 from tests.capture import Connection
 from tests.protocols import pg_sessions as sessions
 from tests.servers import PG_PASSWORD, Postgres

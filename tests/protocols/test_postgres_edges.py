@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from kpy_ci.protocols.base import Exchange, ProtocolError
-from kpy_ci.protocols.postgres import PostgresRecorder, encode_response, sniff
-from kpy_ci.protocols.postgres_framing import Framer
-from kpy_ci.protocols.postgres_messages import decode_message, encode_message
+from kpy_ci.protocols.postgres.framing import Framer
+from kpy_ci.protocols.postgres.messages import decode_message, encode_message
+from kpy_ci.protocols.postgres.recorder import PostgresRecorder, encode_response, sniff
 
 
 def msg(kind: str, **fields: object) -> bytes:

@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from kpy_ci.protocols.base import REDACTED, Exchange, ProtocolError
-from kpy_ci.protocols.redis import PROTOCOL, RedisRecorder, encode_response, redact, sniff
+from kpy_ci.protocols.redis import PROTOCOL
+from kpy_ci.protocols.redis.recorder import RedisRecorder, encode_response, redact, sniff
 from tests.capture import CaptureRelay, Connection
 from tests.protocols.redis_traffic import BIG_TEXT, BINARY, SCENARIOS, capture, resp
 from tests.servers import PG_PASSWORD, REDIS_PASSWORD, Postgres, Redis

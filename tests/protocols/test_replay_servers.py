@@ -18,11 +18,11 @@ import pytest
 from kpy_ci.protocols import dns as kpy_dns
 from kpy_ci.protocols.base import REDACTED, Doc, MockServer
 from kpy_ci.protocols.generic import GenericMockServer
-from kpy_ci.protocols.http_replay import HttpMockServer
-from kpy_ci.protocols.postgres_framing import Framer
-from kpy_ci.protocols.postgres_messages import decode_message, encode_message
-from kpy_ci.protocols.postgres_replay import PostgresMockServer, split_response
-from kpy_ci.protocols.redis_replay import RedisMockServer
+from kpy_ci.protocols.http.replay import HttpMockServer
+from kpy_ci.protocols.postgres.framing import Framer
+from kpy_ci.protocols.postgres.messages import decode_message, encode_message
+from kpy_ci.protocols.postgres.replay import PostgresMockServer, split_response
+from kpy_ci.protocols.redis.replay import RedisMockServer
 from kpy_ci.protocols.registry import MATCHERS
 
 

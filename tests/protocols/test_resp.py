@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from kpy_ci.protocols.base import ProtocolError
-from kpy_ci.protocols.resp import Frame, Reader, encode, split_inline
+from kpy_ci.protocols.redis.resp import Frame, Reader, encode, split_inline
 
 VALUES: list[tuple[bytes, Any]] = [
     (b"+OK\r\n", {"simple": "OK"}),

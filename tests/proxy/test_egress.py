@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from kpy_ci.ebpf.maps import Address
+from kpy_ci.address import Address
 from kpy_ci.ebpf.session import Session
 from kpy_ci.protocols.registry import REGISTRY
 from kpy_ci.proxy.server import Egress, ProxyLoop

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from junitparser import JUnitXml
 
-from kpy_ci.ebpf.maps import Address
+from kpy_ci.address import Address
 from kpy_ci.ledger import LedgerKeeper, passed_between
 from kpy_ci.report import junit
 from kpy_ci.report.ledger import ledger_text

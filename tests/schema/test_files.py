@@ -16,11 +16,12 @@ import dns.message
 import pytest
 import yaml
 
-from kpy_ci.ebpf.maps import Address
+from kpy_ci.address import Address
 from kpy_ci.errors import UsageError
 from kpy_ci.protocols import dns as kpy_dns
-from kpy_ci.protocols import http
+from kpy_ci.protocols import generic, http, registry
 from kpy_ci.protocols.base import Exchange
+from kpy_ci.protocols.registry import greeting, sniff
 from kpy_ci.record import RecordOptions, _write
 from kpy_ci.recording import Recording
 from kpy_ci.schema.files import check_config, check_set
@@ -50,8 +51,11 @@ def dns_exchange(server: DnsServer, name: str) -> Exchange:
 
 
 def replay_into(recording: Recording, conn: Connection, port: int) -> None:
-    """An outbound connection, as the proxy hands it over: its chunks in order."""
-    tap = recording.open(None, "outbound", Address("127.0.0.1", port))
+    """An outbound connection, as the proxy hands it over: its protocol known from who
+    spoke first, then its chunks in order."""
+    who, first, _ = conn.chunks[0]
+    protocol = sniff(first) if who == "client" else greeting(first, port)
+    tap = recording.open(protocol, "outbound", Address("127.0.0.1", port))
     for who, data, _ in conn.chunks:
         (tap.client if who == "client" else tap.server)(data)
     tap.close()
@@ -76,7 +80,7 @@ def recorded(postgres: Postgres, redis: Redis, tmp_path_factory: pytest.TempPath
             replay_into(recording, conn, to)
     with DnsServer({"api.staging.kpy.test": "127.0.0.42"}) as resolver:
         recording.add(dns_exchange(resolver, "api.staging.kpy.test."), Address("127.0.0.1", 53))
-    greeter = recording.open(None, "outbound", Address("127.0.0.1", 25))
+    greeter = recording.open(generic.PROTOCOL, "outbound", Address("127.0.0.1", 25))
     greeter.server(b"220 greeter ready\r\n")
     greeter.client(b"QUIT\r\n")
     greeter.server(b"221 bye \xff\r\n")
@@ -151,7 +155,7 @@ def test_a_missing_field_names_the_mapping_that_lacks_it(broken: Path) -> None:
 
 def test_mocks_yaml_problems_carry_the_file_s_own_lines(broken: Path) -> None:
     mocks = broken / "mocks.yaml"
-    edit(mocks, "protocol: redis", "protocol: mysql")  # the first Redis mock
+    edit(mocks, "protocol: redis", "protocol: kafka")  # the first Redis mock
     edit(mocks, "    status: I\n", "    status: 5\n")  # the first ReadyForQuery
     edit(mocks, "kind: Mock\nname: mock-7\n", "kind: Mocks\nname: mock-7\n")
     edit(
@@ -159,14 +163,14 @@ def test_mocks_yaml_problems_carry_the_file_s_own_lines(broken: Path) -> None:
         "version: kpy/v1\nkind: Mock\nname: mock-9\n",
         "version: kpy/v0\nkind: Mock\nname: mock-9\n",
     )
-    mysql, status = line_with(mocks, "protocol: mysql"), line_with(mocks, "    status: 5")
-    names = ["postgres", "redis", "http", "generic", "dns"]
+    kafka, status = line_with(mocks, "protocol: kafka"), line_with(mocks, "    status: 5")
+    names = [p.name for p in registry.REGISTRY]
     got = lines(broken)
     assert sorted(got, key=lambda p: int(p.split(":")[1])) == sorted(
         [
             f"{mocks}:{status}: response.messages.{message_index(mocks, status)}.status: "
             "5 is not of type 'string'",
-            f"{mocks}:{mysql}: protocol: 'mysql' is not one of {names}",
+            f"{mocks}:{kafka}: protocol: 'kafka' is not one of {names}",
             f"{mocks}:{line_with(mocks, 'kind: Mocks')}: kind: 'Mocks' is not 'Mock': mocks.yaml "
             "holds Mock documents",
             f"{mocks}:{line_with(mocks, 'version: kpy/v0')}: version: kpy/v0 is not kpy/v1, the "
@@ -301,13 +305,13 @@ def test_the_reader_places_a_character_yaml_refuses(broken: Path) -> None:
 
 def test_kpy_test_exits_2_on_a_bad_mock(broken: Path) -> None:
     mocks = broken / "mocks.yaml"
-    edit(mocks, "protocol: redis", "protocol: mysql")
+    edit(mocks, "protocol: redis", "protocol: kafka")
     argv = [*KPY, "test", "-c", "true", "--path", str(broken.parent)]
     done = subprocess.run(argv, env=child_env(), capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr
-    line = line_with(mocks, "protocol: mysql")
+    line = line_with(mocks, "protocol: kafka")
     assert done.stderr.strip().splitlines()[-1] == (
-        f"kpy: {mocks}:{line}: protocol: 'mysql' is not one of "
-        "['postgres', 'redis', 'http', 'generic', 'dns']"
+        f"kpy: {mocks}:{line}: protocol: 'kafka' is not one of "
+        f"{[p.name for p in registry.REGISTRY]}"
     )
     assert "Traceback" not in done.stderr

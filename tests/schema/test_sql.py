@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from kpy_ci.protocols.postgres_replay import match_key
+from kpy_ci.protocols.postgres.replay import match_key
 from kpy_ci.schema.sql import QueryUse, analyze, normalize
 
 Q = QueryUse

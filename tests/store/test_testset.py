@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kpy_ci.ebpf.maps import Address
+from kpy_ci.address import Address
 from kpy_ci.protocols.base import Exchange
 from kpy_ci.recording import Recorded
 from kpy_ci.store import testset

@@ -51,7 +51,6 @@ from kpy_ci.protocols.base import (
     REDACTED,
     Doc,
     Exchange,
-    Protocol,
     ProtocolError,
     from_text_or_base64,
     text_or_base64,
@@ -243,6 +242,13 @@ def credentials_of(headers: Sequence[Sequence[str]]) -> tuple[str, ...]:
     """What ``redact_headers`` takes from Authorization and Proxy-Authorization, in header
     order."""
     return tuple(credential(value) for name, value in headers if name.lower() in AUTHORIZATION)
+
+
+def redact_request(request: Doc) -> Doc:
+    """A request with its headers' credentials and cookies replaced (``redact_headers``)."""
+    if not isinstance(request.get("headers"), list):
+        return request
+    return {**request, "headers": redact_headers(request["headers"])}
 
 
 def redact_json_fields(doc: Any, names: Iterable[str]) -> Any:
@@ -561,8 +567,3 @@ class HttpRecorder:
             self._held = None
             self._next_request(pair)
             self._read_requests()
-
-
-PROTOCOL = Protocol(
-    name="http", sniff=sniff, recorder=HttpRecorder, encode_response=encode_response
-)

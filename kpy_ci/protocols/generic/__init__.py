@@ -15,8 +15,14 @@ from kpy_ci.protocols.base import (
     Matcher,
     MockSource,
     Protocol,
+    as_recorded,
     from_text_or_base64,
+    load_schema,
+    no_partials,
+    no_setup,
+    nothing_local,
     text_or_base64,
+    unchanged,
 )
 
 NAME = "generic"
@@ -24,6 +30,10 @@ NAME = "generic"
 
 def sniff(first: bytes) -> bool:
     return True
+
+
+def greets(data: bytes, port: int) -> bool:
+    return True  # any greeting no other protocol claims
 
 
 class GenericRecorder:
@@ -115,7 +125,19 @@ class GenericMockServer:
         return encode_response(mock["response"])
 
 
-MATCHER = Matcher(match_key, describe, expected)
+MATCHER = Matcher(match_key, describe, expected, no_setup, no_partials, as_recorded)
 PROTOCOL = Protocol(
-    NAME, sniff, GenericRecorder, encode_response, matcher=MATCHER, mock_server=GenericMockServer
+    name=NAME,
+    sniff=sniff,
+    greets=greets,
+    edit_greeting=unchanged,
+    answer_locally=nothing_local,
+    starttls=nothing_local,
+    recorder=GenericRecorder,
+    encode_response=encode_response,
+    byte_exact=True,
+    matcher=MATCHER,
+    mock_server=GenericMockServer,
+    schema=load_schema(__name__),
+    redact=as_recorded,  # kpy cannot know where unknown bytes hold a secret
 )

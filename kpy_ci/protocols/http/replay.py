@@ -9,15 +9,13 @@ matches gets ``502 Bad Gateway`` naming it. Keep-alive and pipelining work as h1
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Hashable
 
 import h11
 
-from kpy_ci.protocols import http
-from kpy_ci.protocols.base import Doc, Matcher, MockSource
-from kpy_ci.protocols.http import (
+from kpy_ci.protocols.base import Doc, Matcher, MockSource, as_recorded, no_partials, no_setup
+from kpy_ci.protocols.http.message import (
     MAX_HEAD,
     decode_body,
     encode_response,
@@ -59,7 +57,7 @@ def expected(request: Doc) -> bool:
     return str(request.get("method", "")).upper() not in SAFE_METHODS
 
 
-MATCHER = Matcher(match_key, describe, expected)
+MATCHER = Matcher(match_key, describe, expected, no_setup, no_partials, as_recorded)
 
 
 def _miss(request: Doc) -> bytes:
@@ -144,7 +142,3 @@ class HttpMockServer:
             except h11.LocalProtocolError:
                 self.closed = True  # the client asked to close (Connection: close, HTTP/1.0)
         return data
-
-
-PROTOCOL = dataclasses.replace(http.PROTOCOL, matcher=MATCHER, mock_server=HttpMockServer)
-"""The whole plug-in: http.py's recorder, and replay."""

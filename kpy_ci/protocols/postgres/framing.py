@@ -8,7 +8,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from kpy_ci.protocols.base import Doc, ProtocolError
-from kpy_ci.protocols.postgres_messages import GSSENC_REQUEST, SSL_REQUEST
+from kpy_ci.protocols.postgres.messages import GSSENC_REQUEST, SSL_REQUEST
 
 MAX_STARTUP = 10_000  # PostgreSQL refuses longer start-up packets
 MAX_MESSAGE = 1 << 30  # and any message of a gigabyte or more

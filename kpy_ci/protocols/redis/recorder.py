@@ -45,11 +45,10 @@ from kpy_ci.protocols.base import (
     REDACTED,
     Doc,
     Exchange,
-    Protocol,
     ProtocolError,
     from_text_or_base64,
 )
-from kpy_ci.protocols.resp import Frame, Reader, encode
+from kpy_ci.protocols.redis.resp import Frame, Reader, encode
 
 NAME = "redis"
 
@@ -95,6 +94,13 @@ def redact(command: list[Any]) -> list[Any]:
     elif name == "ACL|SETUSER":  # ACL SETUSER user on >password #sha256 ...
         secret = {i for i in range(3, n) if _first_byte(command[i]) in (b">", b"<", b"#", b"!")}
     return [REDACTED if i in secret else w for i, w in enumerate(command)]
+
+
+def redact_request(request: Doc) -> Doc:
+    """A request with its command's passwords replaced (``redact``)."""
+    if "command" not in request:
+        return request
+    return {**request, "command": redact(list(request["command"]))}
 
 
 def _option_secrets(
@@ -345,6 +351,3 @@ def sniff(first: bytes) -> bool:
     if word[1] in _HTTP_METHODS and (not newline or line[word.end() :].startswith(b"/")):
         return False  # may yet turn out to be an HTTP request line
     return not _HTTP_VERSION.search(line)
-
-
-PROTOCOL = Protocol(name=NAME, sniff=sniff, recorder=RedisRecorder, encode_response=encode_response)

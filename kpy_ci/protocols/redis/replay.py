@@ -9,14 +9,18 @@ mock matches gets ``-ERR kpy: no recorded mock matches ...``.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Hashable
 from typing import Any
 
-from kpy_ci.protocols import redis
-from kpy_ci.protocols.base import Doc, Matcher, MockSource
-from kpy_ci.protocols.redis import REUSABLE, command_name, encode_response, redact, words_of
-from kpy_ci.protocols.resp import Reader
+from kpy_ci.protocols.base import Doc, Matcher, MockSource, as_recorded, no_partials
+from kpy_ci.protocols.redis.recorder import (
+    REUSABLE,
+    command_name,
+    encode_response,
+    redact,
+    words_of,
+)
+from kpy_ci.protocols.redis.resp import Reader
 
 # Commands that change nothing a later call could see (Redis's "readonly" and connection
 # commands): a recorded one the service no longer sends is listed, not failed. Any other
@@ -75,7 +79,7 @@ def setup(request: Doc) -> bool:
     return bool(words) and (command_name(words) in SETUP or words[0] in SETUP)
 
 
-MATCHER = Matcher(match_key, describe, expected, setup)
+MATCHER = Matcher(match_key, describe, expected, setup, no_partials, as_recorded)
 
 
 class RedisMockServer:
@@ -114,7 +118,3 @@ class RedisMockServer:
         if words[:1] == ["QUIT"]:
             self.closed = True
         return bytes(out)
-
-
-PROTOCOL = dataclasses.replace(redis.PROTOCOL, matcher=MATCHER, mock_server=RedisMockServer)
-"""The whole plug-in: redis.py's recorder, and replay."""

@@ -1,6 +1,6 @@
 """PostgreSQL, protocol v3: sniff a connection, cut both directions into messages, pair
 requests with their replies. Sans-I/O: bytes in, exchanges out. The messages themselves
-(bytes to dicts and back) are ``postgres_messages.py``.
+(bytes to dicts and back) are ``messages.py``.
 
 What one exchange is:
 
@@ -27,9 +27,9 @@ import struct
 from collections import deque
 from dataclasses import dataclass, field
 
-from kpy_ci.protocols.base import Doc, Exchange, Protocol, ProtocolError
-from kpy_ci.protocols.postgres_framing import MAX_STARTUP, Frame, Framer, note_statement
-from kpy_ci.protocols.postgres_messages import (
+from kpy_ci.protocols.base import Doc, Exchange, ProtocolError
+from kpy_ci.protocols.postgres.framing import MAX_STARTUP, Frame, Framer, note_statement
+from kpy_ci.protocols.postgres.messages import (
     AUTH_OK,
     CANCEL_REQUEST,
     FRONTEND,
@@ -271,12 +271,3 @@ def starttls(first: bytes) -> tuple[int, bytes] | None:
 
 _GSSENC = struct.pack(">II", 8, GSSENC_REQUEST)
 _SSL = struct.pack(">II", 8, SSL_REQUEST)
-
-PROTOCOL = Protocol(
-    name="postgres",
-    sniff=sniff,
-    recorder=PostgresRecorder,
-    encode_response=encode_response,
-    answer_locally=answer_locally,
-    starttls=starttls,
-)

@@ -26,17 +26,15 @@ Not covered: COPY FROM STDIN through the extended protocol (asyncpg): a miss.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import re
 import uuid
 from collections.abc import Hashable
 from typing import Any
 
-from kpy_ci.protocols import postgres
 from kpy_ci.protocols.base import Doc, Matcher, MockSource, from_text_or_base64
-from kpy_ci.protocols.postgres_framing import Framer, note_statement
-from kpy_ci.protocols.postgres_messages import decode_message, decode_untyped, encode_message
+from kpy_ci.protocols.postgres.framing import Framer, note_statement
+from kpy_ci.protocols.postgres.messages import decode_message, decode_untyped, encode_message
 from kpy_ci.trace import without_trace_comments
 
 MISS_CODE = "XX000"  # internal_error: the service sees a failed query, the test fails
@@ -524,7 +522,3 @@ class PostgresMockServer:
                 self._status = str(m.get("status", "I"))
                 break
         return data
-
-
-PROTOCOL = dataclasses.replace(postgres.PROTOCOL, matcher=MATCHER, mock_server=PostgresMockServer)
-"""The whole plug-in: postgres.py's recorder, and replay."""
