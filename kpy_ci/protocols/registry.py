@@ -9,13 +9,14 @@ package, and one line here.
 
 from __future__ import annotations
 
-from kpy_ci.protocols import dns, generic, http, postgres, redis
+from kpy_ci.protocols import dns, generic, http, mysql, postgres, redis
 from kpy_ci.protocols.base import Matcher, Protocol
 
 REGISTRY: list[Protocol] = [
     postgres.PROTOCOL,
     redis.PROTOCOL,
     http.PROTOCOL,
+    mysql.PROTOCOL,
     dns.PROTOCOL,
     generic.PROTOCOL,
 ]

@@ -28,7 +28,7 @@ import dns.query
 import pytest
 import yaml
 
-from kpy_ci.protocols import registry
+from kpy_ci.protocols import mysql, registry
 from kpy_ci.protocols.base import Doc, Exchange, Protocol
 from kpy_ci.protocols.registry import greeting, sniff
 from kpy_ci.schema.documents import MOCK, first_error
@@ -36,7 +36,8 @@ from kpy_ci.store.serializer import document, dump
 from tests.capture import CaptureRelay, Connection
 from tests.dns_server import DnsServer
 from tests.protocols import http_peers, pg_sessions, redis_traffic
-from tests.servers import Postgres, Redis
+from tests.protocols.mysql import clients as mysql_clients
+from tests.servers import MariaDB, Postgres, Redis
 
 Capture = Callable[[pytest.FixtureRequest], list[Connection]]
 
@@ -64,6 +65,19 @@ def _dns(request: pytest.FixtureRequest) -> list[Connection]:
     with DnsServer(records) as server, CaptureRelay(server.tcp_port) as relay:
         for name, kind in [("api.kpy.test", "A"), ("v6.kpy.test", "AAAA"), ("no.kpy.test", "A")]:
             dns.query.tcp(dns.message.make_query(name, kind), "127.0.0.1", 5, relay.port)
+        relay.wait_closed()
+    return relay.connections
+
+
+def _mysql(request: pytest.FixtureRequest) -> list[Connection]:
+    """PyMySQL's text protocol and mysql-connector-python's prepared statements, through a
+    relay that edits the greeting as kpy's proxy does."""
+    server: MariaDB = request.getfixturevalue("mariadb")
+    tmp: Path = request.getfixturevalue("tmp_path_factory").mktemp("mysql")
+    (tmp / "people.csv").write_text("Zed,3.5\nYan,4\n")
+    with CaptureRelay(server.port, edit_greeting=mysql.edit_greeting) as relay:
+        mysql_clients.pymysql_session(relay.port, server.password, tmp / "people.csv")
+        mysql_clients.connector_session(relay.port, server.password)
         relay.wait_closed()
     return relay.connections
 
@@ -106,6 +120,7 @@ CAPTURES: dict[str, Capture] = {
     "postgres": _postgres,
     "redis": _redis,
     "http": _http,
+    "mysql": _mysql,
     "dns": _dns,
     "generic": _generic,
 }
@@ -124,6 +139,7 @@ MISSES: dict[str, Callable[[bytes], bool] | None] = {
     "postgres": _text_error,  # an ErrorResponse, SQLSTATE XX000
     "redis": _text_error,  # -ERR kpy: ...
     "http": _text_error,  # 502 Bad Gateway
+    "mysql": _text_error,  # an ERR packet, 1105 HY000
     "dns": _servfail,
     "generic": None,  # unknown bytes have no error to send: the server hangs up
 }
