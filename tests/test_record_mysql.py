@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kpy_ci.protocols.mysql.packets import Framer, Reader
 from tests.capture import CaptureRelay, Connection
 from tests.conftest import child_env, free_port, record_with_kpy, replay_with_kpy
+from tests.protocols.mysql.clients import client_secrets
 from tests.servers import MariaDB
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,26 +79,6 @@ const mysql = require(process.env.NODE_MODULES + '/mysql2/promise');
 """
 
 CLIENTS = ["/pymysql", "/connector", "/sqlalchemy", "/cli", "/node"]
-
-
-def client_secrets(client: bytes) -> list[bytes]:
-    """The auth response of the HandshakeResponse and every packet the client sent while
-    authenticating (and COM_CHANGE_USER's auth data), read from its raw bytes."""
-    packets = Framer().feed(client, 0)
-    first = Reader(packets[0].payload, 32)
-    first.nul()
-    secrets = [first.lenenc_required()]
-    authenticating = True
-    for p in packets[1:]:
-        if p.seq == 0:
-            authenticating = p.payload[:1] == b"\x11"  # COM_CHANGE_USER
-            if authenticating:
-                change = Reader(p.payload, 1)
-                change.nul()
-                secrets.append(change.take(change.uint(1)))
-        elif authenticating:
-            secrets.append(p.payload)
-    return [s for s in secrets if len(s) >= 4]
 
 
 @dataclass

@@ -331,7 +331,7 @@ class Builder:
             try:
                 if encode_response(doc) == bytes(self.raw):
                     return doc
-            except (ProtocolError, ValueError, KeyError, TypeError, AssertionError):
+            except (ProtocolError, ValueError, KeyError, TypeError, OverflowError, AssertionError):
                 pass
         return {
             "seq": doc["seq"],

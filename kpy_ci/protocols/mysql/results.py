@@ -69,7 +69,15 @@ def checked(decode: Callable[[bytes], Doc], encode: Callable[[Doc], bytes], data
         doc = decode(data)
         if encode(doc) == data:
             return doc
-    except (ProtocolError, ValueError, KeyError, TypeError, IndexError, struct.error):
+    except (
+        ProtocolError,
+        ValueError,
+        KeyError,
+        TypeError,
+        IndexError,
+        OverflowError,
+        struct.error,
+    ):
         pass
     return {"base64": b64(data)}
 

@@ -30,11 +30,13 @@ from kpy_ci.protocols.mysql import (
     PROTOCOL,
     SCHEMA,
     MysqlRecorder,
+    edit_greeting,
     encode_response,
     redact,
 )
+from tests.capture import CaptureRelay
+from tests.capture import Connection as Capture
 from tests.protocols.mysql import clients
-from tests.protocols.mysql.relay import Capture, relay
 from tests.protocols.mysql.replay_server import Source, mock_server
 from tests.servers import MariaDB
 
@@ -64,12 +66,12 @@ def runs(mariadb: MariaDB, infile: Path) -> Iterator[dict[str, Run]]:
         "cli": lambda port: clients.cli_session(mariadb, port),
         "mysqlslap": lambda port: clients.slap_session(mariadb, port),
     }
-    with relay(mariadb.port) as r:
+    with CaptureRelay(mariadb.port, edit_greeting=edit_greeting) as r:
         for name, session in sessions.items():
-            before = len(r.captures)
+            before = len(r.connections)
             result = session(r.port)
-            captures = r.wait_closed(len(r.captures))[before:]
-            out[name] = Run(result, captures)
+            r.wait_closed()
+            out[name] = Run(result, r.connections[before:])
     yield out
 
 
