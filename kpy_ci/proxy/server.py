@@ -45,7 +45,6 @@ from kpy_ci.trust import ServiceTrust
 
 CHUNK = 256 * 1024
 CLOSE_SECONDS = 5.0
-FIRST_BYTES_SECONDS = 0.5  # inside TLS: a client silent this long waits for the server
 IDLE_SECONDS = 0.05  # replay: a generic client this quiet has sent its whole request
 T = TypeVar("T")
 Lookup = Callable[[tuple[str, int]], Address | None]
@@ -214,14 +213,17 @@ class Egress:
                 return await self._opaque(outcome, hello, client, connect, destination)
             self._warn_of(outcome)
             client, upstream, info = self._inside(outcome)
-            first = await first_bytes(outcome.client)
+            if info["alpn"] == "h2":  # its server speaks first too: its SETTINGS
+                self.recording.warn(
+                    f"{info['server_name'] or destination} chose HTTP/2 (ALPN h2): recorded "
+                    "as generic bytes; kpy does not replay HTTP/2 yet"
+                )
+                tap = self.recording.open(generic.PROTOCOL, "outbound", destination, info)
+                return await splice(client, upstream, tap)
+            first, said = await first_words(outcome.client, outcome.upstream)
+            if said:  # a server-first protocol inside TLS (SMTPS, IMAPS)
+                return await self._greeted(client, upstream, said, first, destination, info)
         protocol = sniff(first)
-        if info is not None and info["alpn"] == "h2":
-            self.recording.warn(
-                f"{info['server_name'] or destination} chose HTTP/2 (ALPN h2): recorded as "
-                "generic bytes; kpy does not replay HTTP/2 yet"
-            )
-            protocol = generic.PROTOCOL
         tap = self.recording.open(protocol, "outbound", destination, info)
         try:
             first = await self._answer_locally(protocol, first, client, tap)
@@ -242,7 +244,13 @@ class Egress:
         await splice(client, upstream, tap)
 
     async def _greeted(
-        self, client: Streams, upstream: Streams, said: bytes, first: bytes, destination: Address
+        self,
+        client: Streams,
+        upstream: Streams,
+        said: bytes,
+        first: bytes,
+        destination: Address,
+        info: Doc | None = None,
     ) -> None:
         """The server spoke first: its greeting names the protocol, which may relay it
         edited (MySQL: without the TLS and compression kpy cannot follow)."""
@@ -253,7 +261,7 @@ class Egress:
                 edited = said
                 break
             said += more
-        tap = self.recording.open(protocol, "outbound", destination)
+        tap = self.recording.open(protocol, "outbound", destination, info)
         tap.server(edited)
         client[1].write(edited)
         if first:  # the client did not wait for the greeting after all
@@ -362,21 +370,13 @@ class Egress:
         return first
 
 
-async def first_bytes(reader: asyncio.StreamReader | TlsStream) -> bytes:
-    """What the client sends first inside TLS; b"" if it waits for the server to speak
-    (the server inside is not listened to before the client's turn)."""
-    try:
-        return await asyncio.wait_for(reader.read(CHUNK), FIRST_BYTES_SECONDS)
-    except asyncio.TimeoutError:
-        return b""
-
-
 async def first_words(
-    client: asyncio.StreamReader, server: asyncio.StreamReader
+    client: asyncio.StreamReader | TlsStream, server: asyncio.StreamReader | TlsStream
 ) -> tuple[bytes, bytes]:
     """What the client and the server each said first, listening to both until one speaks
     (or hangs up); the other's is b"" unless it spoke in the same moment. A read cancelled
-    before its data came loses nothing: the bytes wait in the reader."""
+    before its data came loses nothing: the bytes wait in the reader (a TlsStream's too: it
+    is cancelled only where it waits for its raw reader)."""
     reads = [asyncio.ensure_future(r.read(CHUNK)) for r in (client, server)]
     try:
         await asyncio.wait(reads, return_when=asyncio.FIRST_COMPLETED)
@@ -447,19 +447,24 @@ class MockEgress:
         client: Streams = (reader, writer)
         try:
             # a server-first protocol recorded for this destination greets at once, as its
-            # server did; any other waits for the client's first bytes, however slow (a
-            # loaded machine must not turn a PostgreSQL client into generic TCP)
-            for name in self.store.protocols_at(where):
-                greeter = BY_NAME[name].mock_server(Source(self.store, name, where, connection))
-                if hello := greeter.opening():
-                    protocol = BY_NAME[name]
-                    return await self._serve(greeter, hello, client)
+            # server did (inside TLS when it was recorded so); any other waits for the
+            # client's first bytes, however slow (a loaded machine must not turn a
+            # PostgreSQL client into generic TCP)
+            if self.store.recorded_tls(where) is None and (
+                greeted := self._greeter(where, connection)
+            ):
+                protocol, greeter, hello = greeted
+                return await self._serve(greeter, hello, client)
             first = await reader.read(CHUNK)
             if tls.sniff(first):
                 inside = await self._end_tls(first, client, where, connection, None)
                 if inside is None:
                     return True
-                client, first = inside
+                client = inside
+                if greeted := self._greeter(where, connection):
+                    protocol, greeter, hello = greeted
+                    return await self._serve(greeter, hello, client)
+                first = await client[0].read(CHUNK)
             if not first:
                 return False
             protocol = sniff(first)
@@ -472,7 +477,8 @@ class MockEgress:
                 inside = await self._end_tls(rest, client, where, connection, protocol.name)
                 if inside is None:
                     return True
-                client, first = inside
+                client = inside
+                first = await client[0].read(CHUNK)
             server = protocol.mock_server(Source(self.store, protocol.name, where, connection))
             return await self._serve(server, server.client_data(first), client)
         except (ConnectionError, OSError):
@@ -482,12 +488,21 @@ class MockEgress:
             self.store.add_miss(Miss(protocol.name, where, connection, call))
             return True
 
+    def _greeter(self, where: str, connection: int) -> tuple[Protocol, MockServer, bytes] | None:
+        """The mock server of a protocol recorded for this destination that speaks first,
+        and what it says."""
+        for name in self.store.protocols_at(where):
+            server = BY_NAME[name].mock_server(Source(self.store, name, where, connection))
+            if hello := server.opening():
+                return BY_NAME[name], server, hello
+        return None
+
     async def _end_tls(
         self, first: bytes, client: Streams, where: str, connection: int, protocol: str | None
-    ) -> tuple[Streams, bytes] | None:
+    ) -> Streams | None:
         """End the service's TLS with a leaf for the name it asks for, offering what the
-        recording's server chose (ALPN); the plain streams inside, and the first bytes
-        read there. None: it cannot be replayed, and the test fails saying why."""
+        recording's server chose (ALPN); the plain streams inside. None: it cannot be
+        replayed, and the test fails saying why."""
         hello_bytes = await read_client_hello(first, client[0])
         hello = tls.parse_client_hello(hello_bytes)
         # a client without SNI checks the address it dialled, as it wrote it
@@ -512,7 +527,7 @@ class MockEgress:
         except TlsFailed as e:
             self.store.add_miss(Miss(protocol or "tls", where, connection, str(e)))
             return None
-        return (stream, stream), await first_bytes(stream)  # type: ignore[return-value]
+        return stream, stream  # type: ignore[return-value]
 
     @staticmethod
     async def _serve(server: MockServer, answer: bytes, client: Streams) -> bool:
