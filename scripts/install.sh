@@ -41,7 +41,7 @@ fi
 .venv/bin/pip install -q -e '.[test]'
 # the Node.js samples' dependencies (node-postgres; Express, Sequelize, jsonwebtoken, bcryptjs),
 # from the npm registry; npm trusts the system's CA store too
-for sample in examples/users-node examples/auth/node; do
+for sample in examples/users-node examples/auth/node examples/mysql/node; do
   ( cd "$sample" && NODE_EXTRA_CA_CERTS=${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt} \
       npm install --no-audit --no-fund --no-package-lock --loglevel=error >/dev/null )
 done
