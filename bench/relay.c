@@ -39,6 +39,7 @@ struct conn {
     struct pipe_ up;     /* client -> upstream */
     struct pipe_ down;   /* upstream -> client */
     int open_fds;
+    int dead;            /* torn down in this epoll batch: freed after it */
 };
 
 /* the epoll user data of a socket: its connection and which end it is */
@@ -69,11 +70,12 @@ static void rearm(struct conn *c, struct end *ends) {
     }
 }
 
-static void finish(struct conn *c, struct end *ends) {
+/* Close a connection's sockets; its memory goes after the batch (``reap``), since later
+   events of the same epoll batch may still point at it. */
+static void finish(struct conn *c) {
     for (int w = 0; w < 2; w++)
         if (c->fds[w] >= 0) { close(c->fds[w]); c->fds[w] = -1; }
-    free(ends);
-    free(c);
+    c->dead = 1;
 }
 
 /* Move what can be moved on one pipe; -1 when the connection must be torn down. */
@@ -174,24 +176,26 @@ int main(int argc, char **argv) {
             if (errno == EINTR) continue;
             die("epoll_wait");
         }
-        /* a connection torn down while handling this batch must not be touched again */
-        struct conn *gone[MAX_EVENTS];
+        /* connections torn down in this batch, freed once it is handled */
+        struct end *gone[MAX_EVENTS];
         int ngone = 0;
         for (int i = 0; i < n; i++) {
             struct end *e = events[i].data.ptr;
             if (e->which < 0) { accept_one(lfd); continue; }
             struct conn *c = e->c;
-            int dead = 0;
-            for (int g = 0; g < ngone; g++) dead |= gone[g] == c;
-            if (dead) continue;
+            if (c->dead) continue;
             struct end *ends = e - e->which;
             if ((events[i].events & EPOLLERR) || pump(&c->up) < 0 || pump(&c->down) < 0 ||
                 (c->up.eof && c->up.len == 0 && c->down.eof && c->down.len == 0)) {
-                gone[ngone++] = c;
-                finish(c, ends);
+                finish(c);
+                gone[ngone++] = ends;
                 continue;
             }
             rearm(c, ends);
+        }
+        for (int g = 0; g < ngone; g++) {
+            free(gone[g]->c);
+            free(gone[g]);
         }
     }
 }

@@ -7,7 +7,8 @@ real MariaDB and Redis, which are then stopped, and replayed:
 - every test passes, 20 times in a row, with no unused mock;
 - injected regressions fail, each with a diff: a changed query (another ORDER BY), a
   changed parameter (an INSERT binding ``''`` for a missing summary, not NULL), a write
-  dropped with the same response (the cache invalidation's DEL), a changed response field
+  dropped with the same response (the cache invalidation's DEL in Redis, and the loan's
+  UPDATE in MySQL), a changed response field
   (``available`` as 1, not true) and an extra query (a COUNT over loans);
 - neither the MariaDB nor the Redis password is in any byte of the written set.
 
@@ -68,6 +69,11 @@ SAMPLES = [
                 "await redis.del(cacheKey(id));\n  res.json(shown(",
                 "res.json(shown(",
             ),
+            "dropped_sql_write": (
+                '    await conn.execute("UPDATE books SET available = FALSE WHERE id = ?", '
+                "[bookId]);\n",
+                "",
+            ),
             "response": ("available: !!row.available,", "available: row.available,"),
             "extra_query": (
                 "  res.json({\n    books: row.books,",
@@ -99,6 +105,11 @@ SAMPLES = [
                 "cache.delete(cache_key(book_id))\n    return jsonify(shown)",
                 "return jsonify(shown)",
             ),
+            "dropped_sql_write": (
+                "        session.execute(update(Book).where(Book.id == book_id)"
+                ".values(available=False))\n",
+                "",
+            ),
             "response": ('"available": self.available,', '"available": int(self.available),'),
             "extra_query": (
                 "        books, total, available, oldest = ",
@@ -128,11 +139,18 @@ SAID = {  # what each regression must make kpy say: the failing test, then its d
         "redis DEL book:1",
         "kpy: 12 passed, 1 failed",
     ],
+    "dropped_sql_write": [  # the loan's UPDATE not sent: its response is the same
+        "FAIL s/test-9 POST /loans",
+        "expected call not made: mock-",
+        "UPDATE books SET available",
+        "kpy: 12 passed, 1 failed",
+    ],
     "response": ["FAIL s/test-1 POST /books", "body.available: true -> 1"],
     "extra_query": ["FAIL s/test-13 GET /stats", "mysql call to", "kpy: 12 passed, 1 failed"],
 }
 UNSAID = {  # and what it must not: the dropped write's response is the same
     "dropped_write": ["    status: ", "    body."],
+    "dropped_sql_write": ["    status: ", "    body."],
 }
 
 
