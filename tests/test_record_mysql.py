@@ -1,6 +1,8 @@
-"""MySQL through kpy end to end: a service whose routes run the mysql CLI, mysqlslap,
-PyMySQL, mysql-connector-python (prepared statements), SQLAlchemy over PyMySQL and Node.js
-mysql2 (text and prepared) against a real MariaDB, recorded by ``kpy record`` through eBPF
+"""MySQL through kpy end to end: a service whose routes run the mysql CLI (also as a user
+who authenticates with ed25519, after an auth switch), mysqlslap, PyMySQL,
+mysql-connector-python (prepared statements, its caching_sha2_password switched to
+mysql_native_password), SQLAlchemy over PyMySQL and Node.js mysql2 (text and prepared)
+against a real MariaDB, recorded by ``kpy record`` through eBPF
 and the real proxy. Every connection is recorded as MySQL, byte-exact (no reply kept as
 ``raw``), with no password or auth scramble in any byte written; then replayed by
 ``kpy test`` with nothing listening where MariaDB was.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import shlex
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,6 +47,10 @@ ROUTES = {
     "/connector": lambda: clients.connector_session(port, password),
     "/sqlalchemy": lambda: clients.sqlalchemy_session(port, password),
     "/cli": lambda: clients.cli_session(server, port),
+    "/ed25519": lambda: clients.cli_session(
+        MariaDB(port=port, socket="/nonexistent", user="ed", password=os.environ["ED_PASSWORD"]),
+        port,
+    ),
     "/slap": lambda: len(clients.slap_session(server, port)) > 0,
     "/node": lambda: subprocess.run(
         ["node", os.environ["NODE_SCRIPT"]], capture_output=True, text=True, check=True
@@ -78,7 +85,26 @@ const mysql = require(process.env.NODE_MODULES + '/mysql2/promise');
 })().catch((e) => { console.error(e); process.exit(1); });
 """
 
-CLIENTS = ["/pymysql", "/connector", "/sqlalchemy", "/cli", "/node"]
+CLIENTS = ["/pymysql", "/connector", "/sqlalchemy", "/cli", "/ed25519", "/node"]
+ED_PASSWORD = "ed-25519-s3cret-pw"
+
+
+def ed25519_user(db: MariaDB) -> None:
+    """A user of MariaDB's ed25519 plugin: the server greets with mysql_native_password,
+    then switches the client to client_ed25519 (a signature of the nonce)."""
+    sql = (
+        "INSTALL SONAME 'auth_ed25519'; "
+        "CREATE USER IF NOT EXISTS 'ed'@'%' IDENTIFIED VIA ed25519 "
+        f"USING PASSWORD('{ED_PASSWORD}'); "
+        "GRANT ALL ON app.* TO 'ed'@'%'"
+    )
+    root = ["mysql", "--no-defaults", f"--socket={db.socket}", "-uroot", "--force", "-e", sql]
+    subprocess.run(root, capture_output=True, timeout=30)  # installed already: the rest goes on
+    check = db.cli("-e", "SELECT 1")
+    check = [
+        a.replace(f"--user={db.user}", "--user=ed").replace(db.password, ED_PASSWORD) for a in check
+    ]
+    subprocess.run(check, check=True, capture_output=True, timeout=30)
 
 
 @dataclass
@@ -99,12 +125,14 @@ def recorded(mariadb: MariaDB, tmp_path_factory: pytest.TempPathFactory) -> Iter
     (tmp / "people.csv").write_text("Zed,3.5\nYan,4\n")
     port = free_port()
     command = [sys.executable, str(tmp / "service.py")]
+    ed25519_user(mariadb)
     with CaptureRelay(mariadb.port) as relay:
         env = child_env() | {
             "REPO": str(REPO),
             "PORT": str(port),
             "MYSQL_PORT": str(relay.port),
             "MYSQL_PASSWORD": mariadb.password,
+            "ED_PASSWORD": ED_PASSWORD,
             "INFILE": str(tmp / "people.csv"),
             "NODE_SCRIPT": str(tmp / "pets.js"),
             "NODE_MODULES": str(NODE_MODULES),
@@ -135,8 +163,14 @@ def test_every_connection_is_recorded_as_mysql_byte_exact(recorded: Recorded) ->
     connects = [
         d for d in mocks(recorded.path / "clients") if d["request"].get("command") == "connect"
     ]
-    # PyMySQL, mysql-connector, SQLAlchemy, the CLI and mysql2: one connection each at least
-    assert len({d["connection"] for d in connects}) >= 5
+    # PyMySQL, mysql-connector, SQLAlchemy, the CLI twice and mysql2: a connection each at least
+    assert len({d["connection"] for d in connects}) >= 6
+    plugins = {d["request"]["auth_plugin"] for d in connects}
+    assert {"mysql_native_password", "caching_sha2_password"} <= plugins
+    switched = [
+        r["switch"]["plugin"] for d in connects for r in d["response"]["results"] if "switch" in r
+    ]
+    assert {"client_ed25519", "mysql_native_password"} <= set(switched)
     slapped = {d["connection"] for d in mocks(recorded.path / "slap")}
     assert len(slapped) >= 4  # mysqlslap's own connections, concurrency 2, 2 iterations
 
@@ -144,7 +178,7 @@ def test_every_connection_is_recorded_as_mysql_byte_exact(recorded: Recorded) ->
 def test_no_password_or_scramble_in_any_byte(recorded: Recorded, mariadb: MariaDB) -> None:
     secrets = [s for conn in recorded.connections for s in client_secrets(conn.side("client"))]
     assert len(secrets) >= 5
-    forbidden = [mariadb.password.encode()]
+    forbidden = [mariadb.password.encode(), ED_PASSWORD.encode()]
     for secret in secrets:
         forbidden += [secret, base64.b64encode(secret), secret.hex().encode()]
     files = [p for p in recorded.path.rglob("*") if p.is_file()]
