@@ -37,6 +37,8 @@ from tests.conftest import (
     leftover_cgroups,
     no_kpy_left,
 )
+from tests.examples.samples import said as shown
+from tests.examples.samples import with_regression
 from tests.servers import PG_PASSWORD, pg_bin, postgres_server
 
 AUTH = ROOT / "examples" / "auth"
@@ -147,14 +149,7 @@ def replay(sample: Sample, at: Recorded, tmp: Path, *options: str, app: Path | N
     args = ["test", "-c", command, "--path", str(at.sets / sample.name), *options]
     done = kpy(args, at.envs[sample.name], tmp)
     assert leftover_cgroups() == []
-    return (
-        "\n".join(
-            line
-            for line in (done.stdout + done.stderr).splitlines()
-            if not line.startswith("service")
-        )
-        + f"\nexit {done.returncode}"
-    )
+    return shown(done)
 
 
 def test_what_the_sets_hold(recorded: Recorded) -> None:
@@ -176,16 +171,8 @@ def test_a_regression_fails_with_its_diff(
     sample: Sample, regression: str, recorded: Recorded, tmp_path: Path
 ) -> None:
     old, new = sample.regressions[regression]
-    source = sample.app.read_text()
-    assert source.count(old) == 1, old
-    changed = (
-        sample.app.parent / f".changed-{regression}-{sample.app.name}"
-    )  # node finds its modules
-    changed.write_text(source.replace(old, new))
-    try:
+    with with_regression(sample.app, old, new, regression) as changed:
         said = replay(sample, recorded, tmp_path, app=changed)
-    finally:
-        changed.unlink()
     assert "exit 1" in said, said
     for words in SAID[regression]:
         assert words in said, said

@@ -17,7 +17,6 @@ and Redis with AUTH; both services get their passwords from the environment."""
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import subprocess
@@ -38,6 +37,8 @@ from tests.conftest import (
     record_with_kpy,
     replay_with_kpy,
 )
+from tests.examples.samples import said as shown
+from tests.examples.samples import with_regression
 from tests.servers import MARIADB_PASSWORD, REDIS_PASSWORD, mariadb_server, redis_server
 
 MYSQL = ROOT / "examples" / "mysql"
@@ -213,14 +214,7 @@ def replay(sample: Sample, at: Recorded, tmp: Path, *options: str, app: Path | N
     env = child_env() | at.envs[sample.name]
     done = replay_with_kpy(command, at.sets / sample.name, tmp, env, *options, timeout=300)
     assert leftover_cgroups() == []
-    return (
-        "\n".join(
-            line
-            for line in (done.stdout + done.stderr).splitlines()
-            if not line.startswith("service")
-        )
-        + f"\nexit {done.returncode}"
-    )
+    return shown(done)
 
 
 def test_no_password_is_written(recorded: Recorded) -> None:
@@ -241,15 +235,8 @@ def test_a_regression_fails_with_its_diff(
     sample: Sample, regression: str, recorded: Recorded, tmp_path: Path
 ) -> None:
     old, new = sample.regressions[regression]
-    source = sample.app.read_text()
-    assert source.count(old) == 1, old
-    # beside the app, so that node finds its modules; by pid, so that two runs can't meet
-    changed = sample.app.parent / f".changed-{regression}-{os.getpid()}-{sample.app.name}"
-    changed.write_text(source.replace(old, new))
-    try:
+    with with_regression(sample.app, old, new, regression) as changed:
         said = replay(sample, recorded, tmp_path, app=changed)
-    finally:
-        changed.unlink()
     assert "exit 1" in said, said
     for words in SAID[regression] + sample.said.get(regression, []):
         assert words in said, said
