@@ -368,8 +368,10 @@ class Substitutions:
         other = self.backward.get(v, r)
         if other != r and not (self.clock and self.kind(r) in CLOCK_KINDS):
             return False
-        if other != r and abs(_shift(other, r) or REWOUND_SECONDS + 1) > REWOUND_SECONDS:
-            return False
+        if other != r:
+            apart = _shift(other, r)
+            if apart is None or abs(apart) > REWOUND_SECONDS:
+                return False
         if r.lower() in self.seen or v.lower() in self.seen:
             return False
         if self.kind(r) != self.kind(v):

@@ -122,6 +122,13 @@ def test_under_the_replay_clock_a_time_stands_only_for_one_near_it() -> None:
     assert subs.take(first, read, REPLAY) and subs.take(second, read, REPLAY)
     far = key(time.strftime("%Y-%m-%dT%H:%M:%S.104+00:00", time.gmtime(issued + 21)))
     assert not subs.take(far, read, REPLAY)  # a second apart: a stale time reused
+    # the same instant recorded in two shapes (ISO and MySQL's DATETIME) is read as one
+    same = Substitutions(RECORDED, clock=True, slack=2.0)
+    at = time.gmtime(issued + 40)
+    iso_form = key(time.strftime("%Y-%m-%dT%H:%M:%S.250000+00:00", at))
+    sql_form = key(time.strftime("%Y-%m-%d %H:%M:%S.250000", at))
+    live = key(time.strftime("%Y-%m-%dT%H:%M:%S.300000+00:00", at))
+    assert same.take(iso_form, live, REPLAY) and same.take(sql_form, live, REPLAY)
     strict = Substitutions(RECORDED, slack=2.0)  # on today's clock, one to one
     base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(RECORDED.end - 1))
     now = key(time.strftime("%Y-%m-%dT%H:%M:%S.500+00:00", time.gmtime(NOW - 1)))
