@@ -272,8 +272,8 @@ class _Rerecording:
         issued: resend.Issued,
         service: subprocess.Popen[Any],
     ) -> Doc | None:
-        """One test's request sent again; the response's body as a doc, or None (why is in
-        ``self.sent``)."""
+        """One test's request sent again; the response's headers and body as a doc, or
+        None (why is in ``self.sent``)."""
         request, given = test.doc["request"], self.again.headers
         missing = resend.redacted_missing(request, given)
         issuers = issued.missing(request)
@@ -296,8 +296,8 @@ class _Rerecording:
             self.sent.append(Sent(test.name, started, time.monotonic_ns(), str(e)))
             return None
         self.sent.append(Sent(test.name, started, time.monotonic_ns()))
-        body = resend.received(response, raw)[1]
-        return {"body": body} if body is not None else {}
+        headers, body = resend.received(response, raw)
+        return {"headers": headers, **({"body": body} if body is not None else {})}
 
     def write(self, recording: Recording, interrupted: str | None) -> RecordResult:
         path = self.test_set.path

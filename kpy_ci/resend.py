@@ -12,8 +12,6 @@ service issues anew in this run and sends that instead, as its client would.
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 
 from kpy_ci.protocols.base import REDACTED, Doc
@@ -85,17 +83,15 @@ def received(response: httpx.Response, raw: bytes) -> tuple[list[list[str]], Doc
     return headers, body
 
 
-def _json(body: Doc | None) -> Any:
-    return body.get("json") if isinstance(body, dict) else None
-
-
 class Issued:
     """The credentials the service issued while tests are sent again: each earlier test's
-    recorded response against the one it gives now, string by string at the same place."""
+    recorded response against the one it gives now, string by string at the same place
+    (body or headers). A credential is found in those strings as ``redact.keep_issued``
+    found it: whole, or inside one (``Bearer ...``, a cookie-like header)."""
 
     def __init__(self) -> None:
-        self.anew: dict[str, str] = {}  # recorded -> issued in this run
-        self.recorded: dict[str, str] = {}  # every long string of a recorded response -> test
+        self.said: list[tuple[str, str]] = []  # every long string of a recorded response, its test
+        self.changed: list[tuple[str, str]] = []  # recorded -> what stands there in this run
 
     def credential_of(self, request: Doc) -> list[tuple[str, str]]:
         """The request's Authorization credentials kept in clear: (credential, header)."""
@@ -105,34 +101,44 @@ class Issued:
             if str(name).lower() in http.AUTHORIZATION and REDACTED not in str(value)
         ]
 
+    def anew(self, credential: str) -> str | None:
+        """What the service issued in this run where it had issued ``credential``: the
+        string at its place, less what stood around it."""
+        for text, now in self.changed:
+            at = text.find(credential)
+            if at < 0:
+                continue
+            head, tail = text[:at], text[at + len(credential) :]
+            if now.startswith(head) and now.endswith(tail) and len(now) > len(head) + len(tail):
+                return now[len(head) : len(now) - len(tail)]
+        return None
+
     def missing(self, request: Doc) -> list[str]:
         """The tests not sent again that issued a credential this request sends: sent as
         it was recorded, it would have expired."""
-        return [
-            self.recorded[credential]
-            for credential, _ in self.credential_of(request)
-            if credential in self.recorded and credential not in self.anew
-        ]
+        out = []
+        for credential, _ in self.credential_of(request):
+            issuer = next((test for text, test in self.said if credential in text), None)
+            if issuer is not None and self.anew(credential) is None:
+                out.append(issuer)
+        return out
 
     def given(self, request: Doc) -> dict[str, str]:
         """Header values (by lower-case name) that carry what the service issued anew."""
         out = {}
         for credential, header in self.credential_of(request):
-            if credential in self.anew:
+            if (now := self.anew(credential)) is not None:
                 value = next(str(v) for n, v in request["headers"] if n == header)
-                out[header.lower()] = value.replace(credential, self.anew[credential])
+                out[header.lower()] = value.replace(credential, now)
         return out
 
     def saw(self, test: str, recorded: Doc, live: Doc | None) -> None:
         """A test's recorded response, and (if it was sent again) the one it got now."""
-        before = strings_at(_json(recorded.get("body")))
-        for text in before.values():
-            if len(text) >= ISSUED_MIN:
-                self.recorded.setdefault(text, test)
+        before = {p: t for p, t in strings_at(recorded).items() if len(t) >= ISSUED_MIN}
+        self.said += [(text, test) for text in before.values()]
         if live is None:
             return
-        now = strings_at(_json(live.get("body")))
+        now = strings_at(live)
         for place, text in before.items():
-            new = now.get(place)
-            if len(text) >= ISSUED_MIN and new is not None and new != text:
-                self.anew[text] = new
+            if (new := now.get(place)) is not None and new != text:
+                self.changed.append((text, new))
