@@ -426,7 +426,9 @@ class MockEgress:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         destination = self.lookup((peer[0], peer[1]))
-        where = str(destination) if destination is not None else f"{peer[0]}:{peer[1]}"
+        if destination is None:
+            return  # not the service's (eBPF sent it no connection from there): closed unanswered
+        where = str(destination)
         connection = next(self._connections)
         self.store.opened(connection, where)
         hung_up = False
