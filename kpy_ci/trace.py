@@ -6,12 +6,13 @@ whose trace id is new on every call, and whose presence says nothing of what the
 does. Such a comment is left out of a statement's match key. Comments that change what runs
 are kept: optimizer hints (``/*+ ... */``) and MySQL's versioned code (``/*! ... */``), as is
 any comment not in that shape. Outbound HTTP headers (``traceparent``, ``tracestate``,
-``baggage``, ``b3``...) never enter an HTTP call's match key (``http_replay.match_key``).
+``baggage``, ``b3``...) never enter an HTTP call's match key (``protocols/http/replay.py``).
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _PAIR = r"[A-Za-z_][\w.-]*\s*=\s*'(?:[^'\\]|\\.)*'"
 SQLCOMMENTER = re.compile(rf"/\*(?![+!])\s*{_PAIR}(?:\s*,\s*{_PAIR})*\s*\*/")
@@ -22,3 +23,11 @@ def without_trace_comments(sql: str) -> str:
     if "/*" not in sql:
         return sql
     return SQLCOMMENTER.sub(" ", sql)
+
+
+def sql_key(value: Any) -> str:
+    """A statement as a match key holds it (PostgreSQL's and MySQL's alike): whitespace runs
+    as one space, trace comments out; a statement that is not text, as its repr."""
+    if not isinstance(value, str):
+        return repr(value)
+    return " ".join(without_trace_comments(value).split())

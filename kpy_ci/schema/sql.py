@@ -30,9 +30,10 @@ from pglast.enums import CmdType, SetOperation, SubLinkType
 from pglast.parser import ParseError
 from pglast.parser import fingerprint as pg_fingerprint
 
-# private, imported on purpose: the lock's SQL must be spelled exactly as the replay matcher keys it
-from kpy_ci.protocols.postgres.replay import _sql as _matcher_sql
 from kpy_ci.schema.sql_scope import Scope, Source, Uses, among, first, in_order
+
+# private, imported on purpose: the lock's SQL must be spelled exactly as the replay matcher keys it
+from kpy_ci.trace import sql_key
 
 _CATALOGS = frozenset({"pg_catalog", "information_schema"})
 
@@ -59,7 +60,7 @@ class QueryUse:
 
 def normalize(sql: str) -> str:
     """The statement with whitespace collapsed, exactly as the replay matcher keys it."""
-    return _matcher_sql(sql)
+    return sql_key(sql)
 
 
 def fingerprint(sql: str) -> str:

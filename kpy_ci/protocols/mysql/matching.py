@@ -19,16 +19,9 @@ from collections.abc import Hashable
 from typing import Any
 
 from kpy_ci.protocols.base import REDACTED, Doc, Matcher, from_text_or_base64
-from kpy_ci.trace import without_trace_comments
+from kpy_ci.trace import sql_key, without_trace_comments
 
 GREETING_KEY = ("connect", "greeting")
-
-
-def sql_text(value: Any) -> str:
-    """A statement as its key holds it: spaces collapsed, trace comments out."""
-    if not isinstance(value, str):
-        return repr(value)
-    return " ".join(without_trace_comments(value).split())
 
 
 def _value(value: Any) -> Hashable:
@@ -46,7 +39,7 @@ def match_key(request: Doc) -> Hashable:
     if command in ("connect", "change_user"):
         return (command, request.get("user"), request.get("database") or "")
     if command in ("query", "prepare"):
-        key: tuple[Hashable, ...] = (command, sql_text(request.get("sql")))
+        key: tuple[Hashable, ...] = (command, sql_key(request.get("sql")))
         if "attributes" in request:
             key += (tuple(sorted((k, _value(v)) for k, v in request["attributes"].items())),)
         if request.get("partial") == "local_infile":
@@ -57,17 +50,17 @@ def match_key(request: Doc) -> Hashable:
     if command == "execute":
         params = tuple(_value(p) for p in request.get("params", ()))
         raw = _value(request.get("params_data")) if "params_data" in request else None
-        key = (command, sql_text(request.get("sql")), params, raw, request.get("flags", 0))
+        key = (command, sql_key(request.get("sql")), params, raw, request.get("flags", 0))
         if request.get("partial") == "local_infile":
             return (*key, "local_infile")
         if "local_infile_data" in request:
             key += ("local_infile", _value(request["local_infile_data"]))
         return key
     if command in ("close_statement", "reset_statement", "fetch"):
-        return (command, sql_text(request.get("sql")), request.get("rows"))
+        return (command, sql_key(request.get("sql")), request.get("rows"))
     if command == "send_long_data":
         data = _value(request.get("data"))
-        return (command, sql_text(request.get("sql")), request.get("param"), data)
+        return (command, sql_key(request.get("sql")), request.get("param"), data)
     rest = tuple(
         sorted(
             (k, _value(v))
@@ -105,7 +98,7 @@ def describe(request: Doc) -> str:
     if command in ("connect", "change_user"):
         return f"{command} user={request.get('user')} database={request.get('database') or ''}"
     if "sql" in request:
-        text = sql_text(request["sql"])
+        text = sql_key(request["sql"])
         if command == "query":
             return text
         params = request.get("params")

@@ -35,16 +35,9 @@ from typing import Any
 from kpy_ci.protocols.base import Doc, Matcher, MockSource, from_text_or_base64
 from kpy_ci.protocols.postgres.framing import Framer, note_statement
 from kpy_ci.protocols.postgres.messages import decode_message, decode_untyped, encode_message
-from kpy_ci.trace import without_trace_comments
+from kpy_ci.trace import sql_key
 
 MISS_CODE = "XX000"  # internal_error: the service sees a failed query, the test fails
-
-
-def _sql(value: str | Doc) -> str:
-    """A statement as its key holds it: spaces collapsed, trace comments out (trace.py)."""
-    return (
-        " ".join(without_trace_comments(value).split()) if isinstance(value, str) else repr(value)
-    )
 
 
 def _message_key(m: Doc) -> Hashable:
@@ -55,7 +48,7 @@ def _message_key(m: Doc) -> Hashable:
         # this unit prepared it
         return None
     if kind in ("Query", "Parse"):
-        return (kind, _sql(m["sql"]), tuple(m.get("param_types", ())))
+        return (kind, sql_key(m["sql"]), tuple(m.get("param_types", ())))
     if kind == "Bind":
         params = tuple(repr(p) for p in m.get("params", ()))
         formats = (tuple(m.get("param_formats", ())), tuple(m.get("result_formats", ())))
@@ -95,7 +88,7 @@ def match_key(request: Doc) -> Hashable:
     if messages and messages[0]["type"] == "StartupMessage":
         return ("startup",)  # any start-up answers any client: kpy authenticates nobody
     keys = tuple(_keys(messages))
-    key = (tuple(_sql(s) for s in _sql_list(request)), keys)
+    key = (tuple(sql_key(s) for s in _sql_list(request)), keys)
     return ("partial", *key) if request.get("partial") else key
 
 
@@ -137,7 +130,7 @@ def describe(request: Doc) -> str:
         p = messages[0].get("parameters", {})
         return f"start-up user={p.get('user')} database={p.get('database')}"
     sql = request.get("sql", [])
-    text = "; ".join(_sql(s) for s in ([sql] if isinstance(sql, str | dict) else sql))
+    text = "; ".join(sql_key(s) for s in ([sql] if isinstance(sql, str | dict) else sql))
     params = [_param(v) for m in messages if m["type"] == "Bind" for v in m.get("params", ())]
     kinds = ",".join(m["type"] for m in messages if m["type"] not in ("Query", "Flush"))
     shown = text or kinds or "(nothing)"
