@@ -34,7 +34,6 @@ class UnderKpy:
         self.termination = Termination()
         self.loop = ProxyLoop()
         self._undo = contextlib.ExitStack()
-        self._undo.callback(self.loop.close)
         self.current: Session | None = None
         self.service: subprocess.Popen[Any] | None = None
         try:
@@ -42,8 +41,10 @@ class UnderKpy:
                 trusting(os.environ, self.termination.authority.certificate_pem, ca_files)
             )
         except BaseException:
-            self._undo.close()
+            self.loop.close()
             raise
+        # undone after the session and before the CA's bundles, as the module says
+        self._undo.callback(self.loop.close)
 
     def lookup(self, peer: tuple[str, int]) -> Address | None:
         """Where a connection the session redirected was going (None before the session)."""
