@@ -29,7 +29,7 @@ MATCHERS: dict[str, Matcher] = {p.name: p.matcher for p in REGISTRY}
 
 def sniff(first: bytes) -> Protocol:
     """The protocol of a connection whose client spoke first, from its first bytes."""
-    return next(p for p in REGISTRY if first and p.sniff(first)) if first else generic.PROTOCOL
+    return next(p for p in REGISTRY if p.sniff(first)) if first else generic.PROTOCOL
 
 
 def greeting(first: bytes, port: int) -> Protocol:

@@ -32,21 +32,13 @@ def sniff(first_client_bytes: bytes) -> bool:
     return False
 
 
-def answer_locally(first: bytes) -> tuple[int, bytes] | None:
-    return None
-
-
-def starttls(first: bytes) -> tuple[int, bytes] | None:
-    return None
-
-
 PROTOCOL = base.Protocol(
     name=NAME,
     sniff=sniff,
     greets=greets,
     edit_greeting=edit_greeting,
-    answer_locally=answer_locally,
-    starttls=starttls,
+    answer_locally=base.nothing_local,
+    starttls=base.nothing_local,
     recorder=MysqlRecorder,
     encode_response=encode_response,
     byte_exact=True,
@@ -63,11 +55,9 @@ __all__ = [
     "SCHEMA",
     "MysqlMockServer",
     "MysqlRecorder",
-    "answer_locally",
     "edit_greeting",
     "encode_response",
     "greets",
     "redact",
     "sniff",
-    "starttls",
 ]
