@@ -13,8 +13,7 @@ machine hits each alike:
 
 - **direct**: the client dials MariaDB;
 - **relay**: the client dials bench/relay.c (compiled with gcc -O2 into a temporary
-  directory by record_bench's ``build``), a one-thread epoll relay with no recording, a
-  fresh one for each run;
+  directory by record_bench's ``build``), a one-thread epoll relay with no recording;
 - **kpy**: the client runs in a ``Session`` (``session.spawn``) whose proxy is kpy's
   ``Egress`` on a ``ProxyLoop`` with a fresh ``Recording`` (record_bench's
   ``recording_session``): eBPF redirects each of its connections to the proxy, which relays
@@ -51,7 +50,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +98,6 @@ from record_bench import (  # noqa: E402  (the recording proxy's benchmark: same
     C_DEADLINE,
     CHILD_SLACK,
     PLACEMENTS,
-    CProcess,
     Runs,
     Target,
     build,
@@ -116,8 +113,6 @@ from record_bench import (  # noqa: E402  (the recording proxy's benchmark: same
 
 from tests.servers import MariaDB, mariadb_server  # noqa: E402
 
-NO_RELAY = CProcess(0, 0)  # what a direct or kpy run's Target holds: it never uses it
-
 VARIANTS = ("direct", "relay", "kpy")
 PARTS = ("mysqlslap", "latency")
 QUERY = "SELECT v FROM bench WHERE id = 42"
@@ -129,40 +124,16 @@ _CLIENTS = re.compile(r"Number of clients running queries: (\d+)")
 _PER_CLIENT = re.compile(r"Average number of queries per client: (\d+)")
 
 
-@dataclass(frozen=True)
-class Ways:
-    """The ways to MariaDB: its port, and bench/relay.c's executable (a relay of its own for
-    each relay run)."""
-
-    port: int
-    relay: Path
-
-    def run(
-        self,
-        variant: str,
-        argv_for: Callable[[int], list[str]],
-        env: dict[str, str],
-        limit: float,
-        cpu: int | None = None,
-        valid: Callable[[str], bool] = bool,
-    ) -> tuple[str, dict[str, Any]]:
-        """record_bench's ``Target.run``; a client's output that is not ``valid`` fails the
-        run (mysqlslap exits 0 when its connections are cut)."""
-        if variant != "relay":
-            out, extra = Target(self.port, NO_RELAY).run(variant, argv_for, env, limit, cpu)
-            if not valid(out):
-                raise RuntimeError(f"{variant}: the client said: {out[-2000:]}")
-            return out, extra
-        argv = [str(self.relay), "0", str(self.port), str(C_DEADLINE)]
-        with c_server(argv) as relay:
-            out, extra = Target(self.port, relay).run(variant, argv_for, env, limit, cpu)
-        if not valid(out):
-            raise RuntimeError(f"relay: the client said: {out[-2000:]}")
-        return out, extra
+def checked(out: str, variant: str, valid: Callable[[str], bool]) -> str:
+    """A client's output, if it says the run went through (mysqlslap exits 0 even when its
+    connections are cut)."""
+    if not valid(out):
+        raise RuntimeError(f"{variant}: the client said: {out[-2000:]}")
+    return out
 
 
 def mysqlslap(
-    target: Ways, db: MariaDB, variant: str, clients: int, args: argparse.Namespace
+    target: Target, db: MariaDB, variant: str, clients: int, args: argparse.Namespace
 ) -> dict[str, Any]:
     def argv(port: int) -> list[str]:
         return [
@@ -173,7 +144,8 @@ def mysqlslap(
             f"--number-of-queries={args.queries}",
         ]  # fmt: skip
 
-    out, extra = target.run(variant, argv, {}, 300.0, valid=lambda out: bool(_AVG.search(out)))
+    out, extra = target.run(variant, argv, {}, 300.0)
+    checked(out, variant, lambda said: bool(_AVG.search(said)))
     seconds = float(_AVG.search(out)[1])  # type: ignore[index]
     queries = int(_CLIENTS.search(out)[1]) * int(_PER_CLIENT.search(out)[1])  # type: ignore[index]
     return {
@@ -184,7 +156,7 @@ def mysqlslap(
     }
 
 
-def latency(target: Ways, db: MariaDB, variant: str, seconds: float, cpu: int) -> dict[str, Any]:
+def latency(target: Target, db: MariaDB, variant: str, seconds: float, cpu: int) -> dict[str, Any]:
     def argv(port: int) -> list[str]:
         me = str(Path(__file__).resolve())
         return [sys.executable, me, "_rtt", str(port), db.password, str(seconds)]
@@ -210,7 +182,7 @@ def pin(pid: int, cpus: list[int] | set[int]) -> None:
 
 
 def part_mysqlslap(
-    target: Ways, db: MariaDB, variants: list[str], args: argparse.Namespace
+    target: Target, db: MariaDB, variants: list[str], args: argparse.Namespace
 ) -> dict[str, dict[str, Runs]]:
     found: dict[str, dict[str, Runs]] = {f"c{c}": {v: [] for v in variants} for c in CONCURRENCY}
     for r in range(args.rounds):
@@ -223,7 +195,7 @@ def part_mysqlslap(
 
 
 def part_latency(
-    target: Ways, db: MariaDB, variants: list[str], args: argparse.Namespace
+    target: Target, db: MariaDB, variants: list[str], args: argparse.Namespace
 ) -> dict[str, dict[str, Runs]]:
     found: dict[str, dict[str, Runs]] = {p: {v: [] for v in variants} for p in PLACEMENTS}
     server = mariadbd_pid(db)
@@ -337,11 +309,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             res["kpy_protocols"] = f"? ({type(e).__name__}: {e})"
         progress(f"{res['server']}, seeded {ROWS} rows; kpy records it as "
                  f"{res['kpy_protocols']}", {})  # fmt: skip
-        target = Ways(db.port, tools["relay"])
-        if "mysqlslap" in args.only:
-            res["mysqlslap"] = part_mysqlslap(target, db, variants, args)
-        if "latency" in args.only:
-            res["latency"] = part_latency(target, db, variants, args)
+        with c_server([str(tools["relay"]), "0", str(db.port), str(C_DEADLINE)]) as relay:
+            target = Target(db.port, relay)
+            if "mysqlslap" in args.only:
+                res["mysqlslap"] = part_mysqlslap(target, db, variants, args)
+            if "latency" in args.only:
+                res["latency"] = part_latency(target, db, variants, args)
     res["leftovers"] = leftovers()
     res["noise_at_end"] = [n for n in others_running() if not n.startswith("CPUs")]
     return res
