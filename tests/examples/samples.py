@@ -1,5 +1,6 @@
-"""What the sample-service tests (test_auth.py, test_mysql.py) share: what kpy said of a
-replay, without the service's own lines, and a copy of a sample with one regression in it."""
+"""What the sample-service tests (test_auth.py, test_mysql.py) share: a sample and its
+regressions, what kpy said of a replay without the service's own lines, and a copy of a
+sample with one regression in it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,19 @@ import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    app: Path
+    runtime: list[str]
+    regressions: dict[str, tuple[str, str]]
+    """By name, the text of app that a regression replaces, and what it puts there."""
+    said: dict[str, list[str]] = field(default_factory=dict)
+    """By regression, what kpy must say of this sample beyond what it says of every one."""
 
 
 def said(done: subprocess.CompletedProcess[str]) -> str:

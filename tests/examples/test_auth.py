@@ -37,8 +37,8 @@ from tests.conftest import (
     leftover_cgroups,
     no_kpy_left,
 )
+from tests.examples.samples import Sample, with_regression
 from tests.examples.samples import said as shown
-from tests.examples.samples import with_regression
 from tests.servers import PG_PASSWORD, pg_bin, postgres_server
 
 AUTH = ROOT / "examples" / "auth"
@@ -47,15 +47,6 @@ TESTS = 11  # what traffic.py sends
 JWT_SECRET = "jwt-signing-key-K9q2-for-tests"
 
 pytestmark = pytest.mark.skipif(clock.unavailable() is not None, reason="needs libfaketime")
-
-
-@dataclass(frozen=True)
-class Sample:
-    name: str
-    app: Path
-    runtime: list[str]
-    regressions: dict[str, tuple[str, str]]
-    """By name, the text of app that a regression replaces, and what it puts there."""
 
 
 SAMPLES = [

@@ -37,25 +37,14 @@ from tests.conftest import (
     record_with_kpy,
     replay_with_kpy,
 )
+from tests.examples.samples import Sample, with_regression
 from tests.examples.samples import said as shown
-from tests.examples.samples import with_regression
 from tests.servers import MARIADB_PASSWORD, REDIS_PASSWORD, mariadb_server, redis_server
 
 MYSQL = ROOT / "examples" / "mysql"
 TESTS = 13  # what traffic.py sends
 
 pytestmark = pytest.mark.skipif(clock.unavailable() is not None, reason="needs libfaketime")
-
-
-@dataclass(frozen=True)
-class Sample:
-    name: str
-    app: Path
-    runtime: list[str]
-    regressions: dict[str, tuple[str, str]]
-    """By name, the text of app that a regression replaces, and what it puts there."""
-    said: dict[str, list[str]]
-    """By regression, what kpy must say of this sample beyond SAID: its own SQL."""
 
 
 SAMPLES = [
