@@ -14,8 +14,10 @@ import glob
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -405,3 +407,30 @@ def mariadb_server() -> Iterator[MariaDB]:
             proc.kill()
             proc.wait(10)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def line_server(greeting: bytes, tls: ssl.SSLContext | None = None) -> Iterator[int]:
+    """A line protocol's server on loopback (inside TLS with ``tls``), one connection at a
+    time: sends ``greeting`` (if any), then answers each line with ``ok LINE``."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        while True:
+            try:
+                raw, _ = listener.accept()
+                conn = tls.wrap_socket(raw, server_side=True) if tls else raw
+            except OSError:
+                return
+            with conn:
+                conn.sendall(greeting)
+                for line in conn.makefile("rb"):
+                    conn.sendall(b"ok " + line)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield port
+    finally:
+        listener.close()

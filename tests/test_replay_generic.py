@@ -6,16 +6,13 @@ loopback, replayed with the servers gone; a changed request fails."""
 from __future__ import annotations
 
 import shlex
-import socket
 import ssl
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from tests.conftest import KPY, child_env, free_port, write_config
+from tests.servers import line_server
 from tests.tls_certs import TestCA
 
 SERVICE = """
@@ -51,33 +48,6 @@ class H(BaseHTTPRequestHandler):
         self.wfile.write(body)
 HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 """
-
-
-@contextmanager
-def line_server(greeting: bytes, tls: ssl.SSLContext | None = None) -> Iterator[int]:
-    """A TCP server on loopback (inside TLS with ``tls``): sends ``greeting`` (if any),
-    then answers each line."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-
-    def serve() -> None:
-        while True:
-            try:
-                raw, _ = listener.accept()
-                conn = tls.wrap_socket(raw, server_side=True) if tls else raw
-            except OSError:
-                return
-            with conn:
-                conn.sendall(greeting)
-                line = conn.makefile("rb").readline()
-                conn.sendall(b"ok " + line)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield port
-    finally:
-        listener.close()
 
 
 def test_server_first_and_slow_client_first_tcp_replay(tmp_path: Path) -> None:

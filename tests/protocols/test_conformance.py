@@ -18,7 +18,6 @@ from __future__ import annotations
 import ast
 import random
 import socket
-import threading
 from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from tests.capture import CaptureRelay, Connection
 from tests.dns_server import DnsServer
 from tests.protocols import http_peers, pg_sessions, redis_traffic
 from tests.protocols.mysql import clients as mysql_clients
-from tests.servers import MariaDB, Postgres, Redis
+from tests.servers import MariaDB, Postgres, Redis, line_server
 
 Capture = Callable[[pytest.FixtureRequest], list[Connection]]
 
@@ -83,37 +82,15 @@ def _mysql(request: pytest.FixtureRequest) -> list[Connection]:
 
 
 def _generic(request: pytest.FixtureRequest) -> list[Connection]:
-    """An SMTP-like server: it greets first, then answers each line."""
-    with _greeting_server() as port, CaptureRelay(port) as relay:
+    """A line protocol whose server greets first, then answers each line."""
+    with line_server(b"220 kpy.test ready\r\n") as port, CaptureRelay(port) as relay:
         with socket.create_connection(("127.0.0.1", relay.port), timeout=5) as s:
             assert s.recv(100).startswith(b"220 ")
             for line in (b"HELO kpy\r\n", b"NOOP\r\n", b"QUIT\r\n"):
                 s.sendall(line)
-                assert s.recv(100)[:1] in (b"2",)
+                assert s.recv(100) == b"ok " + line
         relay.wait_closed()
     return relay.connections
-
-
-class _greeting_server:
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-
-    def __enter__(self) -> int:
-        self.thread.start()
-        return int(self.listener.getsockname()[1])
-
-    def __exit__(self, *exc: object) -> None:
-        self.listener.close()
-        self.thread.join(5)
-
-    def _serve(self) -> None:
-        with self.listener.accept()[0] as conn:
-            conn.sendall(b"220 kpy.test ready\r\n")
-            while line := conn.recv(100):
-                conn.sendall(b"221 bye\r\n" if line.startswith(b"QUIT") else b"250 ok\r\n")
-                if line.startswith(b"QUIT"):
-                    return
 
 
 CAPTURES: dict[str, Capture] = {
