@@ -20,14 +20,15 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-import yaml
 
 from tests.capture import CaptureRelay, Connection
 from tests.conftest import child_env, free_port, record_with_kpy, replay_with_kpy
 from tests.protocols.mysql.clients import client_secrets
 from tests.servers import MariaDB
+from tests.test_record import load_set
 
 REPO = Path(__file__).resolve().parent.parent
 NODE_MODULES = REPO / "examples" / "mysql" / "node" / "node_modules"
@@ -36,9 +37,11 @@ SERVICE = r"""
 import json, os, subprocess, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 sys.path.insert(0, os.environ["REPO"])
 from tests.protocols.mysql import clients
 from tests.servers import MariaDB
+from tests.test_record import load_set
 
 port, password = int(os.environ["MYSQL_PORT"]), os.environ["MYSQL_PASSWORD"]
 server = MariaDB(port=port, socket="/nonexistent")
@@ -149,8 +152,8 @@ def recorded(mariadb: MariaDB, tmp_path_factory: pytest.TempPathFactory) -> Iter
     yield Recorded(tmp / "kpy", port, env, command, relay.connections, done.stderr + again.stderr)
 
 
-def mocks(path: Path) -> list[dict[str, object]]:
-    return [d for d in yaml.safe_load_all((path / "mocks.yaml").read_text()) if d]
+def mocks(path: Path) -> list[dict[str, Any]]:
+    return load_set(path)[2]
 
 
 def test_every_connection_is_recorded_as_mysql_byte_exact(recorded: Recorded) -> None:
