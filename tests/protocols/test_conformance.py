@@ -18,7 +18,7 @@ from __future__ import annotations
 import ast
 import random
 import socket
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from tests.capture import CaptureRelay, Connection
 from tests.dns_server import DnsServer
 from tests.protocols import http_peers, pg_sessions, redis_traffic
 from tests.protocols.mysql import clients as mysql_clients
+from tests.protocols.recorded_mocks import RecordedMocks
 from tests.servers import MariaDB, Postgres, Redis, line_server
 
 Capture = Callable[[pytest.FixtureRequest], list[Connection]]
@@ -244,40 +245,6 @@ def test_requests_come_out_redacted(captured: tuple[Protocol, list[Connection]])
             assert protocol.redact(exchange.request) == exchange.request
 
 
-class RecordedMocks:
-    """The replay's store, cut down to one connection's recording: each request answered
-    by the first unused exchange with its key (reusable ones again and again), as
-    mock_store.py does; greetings only for ``optional`` asks."""
-
-    def __init__(self, protocol: Protocol, exchanges: list[Exchange]) -> None:
-        self.protocol = protocol
-        self.mocks = [{"request": e.request, "response": e.response} for e in exchanges]
-        self.reusable = [e.reusable for e in exchanges]
-        self.used: set[int] = set()
-        self.missed: list[Doc] = []
-
-    def _key(self, request: Doc) -> Hashable:
-        return self.protocol.matcher.key(request)
-
-    def serve(self, request: Doc, *, optional: bool = False) -> Doc | None:
-        key = self._key(request)
-        for i, mock in enumerate(self.mocks):
-            keys = [self._key(mock["request"]), *self.protocol.matcher.partials(mock["request"])]
-            if key in keys and (i not in self.used or self.reusable[i]):
-                self.used.add(i)
-                return mock
-        if not optional:
-            self.missed.append(request)
-        return None
-
-    def next_on_connection(self, mock: Doc) -> Doc | None:
-        i = next(i for i, m in enumerate(self.mocks) if m is mock)
-        return self.mocks[i + 1] if i + 1 < len(self.mocks) else None
-
-    def miss(self, request: Doc) -> None:
-        self.missed.append(request)
-
-
 def replayed(protocol: Protocol, conn: Connection, source: Any) -> list[tuple[str, bytes, int]]:
     """The client's chunks as captured, fed to the mock server, and what it said to each
     (a pause after each run of client chunks, as the client waited there for answers)."""
@@ -306,7 +273,7 @@ def test_the_mock_server_answers_the_recording(
         recorded = decode(protocol, conn.chunks)
         source = RecordedMocks(protocol, recorded)
         again = decode(protocol, replayed(protocol, conn, source))
-        assert source.missed == []
+        assert source.misses == []
         if protocol.byte_exact:
             assert [e.response for e in again] == [e.response for e in recorded]
         else:  # equal in meaning: what each encodes to (HTTP re-frames a body)
@@ -323,7 +290,7 @@ def test_a_miss_gets_the_protocol_s_own_error(
     said = replayed(protocol, connections[0], nothing)
     answer = b"".join(data for who, data, _ in said if who == "server")
     check = MISSES[protocol.name]
-    assert nothing.missed
+    assert nothing.misses
     if check is None:
         assert answer == b""
     else:

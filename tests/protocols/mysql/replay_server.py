@@ -1,51 +1,19 @@
-"""Replay on a real loopback socket: a MockSource over recorded exchanges (keyed by the
-plug-in's MATCHER, as the store keys them) and a threaded TCP server that runs one
-MysqlMockServer per connection. No MariaDB involved."""
+"""Replay on a real loopback socket: the recorded exchanges as mocks (tests/protocols/
+recorded_mocks.py) and a threaded TCP server that runs one MysqlMockServer per connection.
+No MariaDB involved."""
 
 from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Hashable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
-from kpy_ci.protocols.base import Doc, Exchange
-from kpy_ci.protocols.mysql import MATCHER, MysqlMockServer
+from kpy_ci.protocols.mysql import MysqlMockServer
+from tests.protocols.recorded_mocks import RecordedMocks
 
 
-class Source:
-    """Each mock served once, in the order recorded; reusable ones without limit."""
-
-    def __init__(self, exchanges: list[Exchange]) -> None:
-        self.by_key: dict[Hashable, list[Doc]] = {}
-        self.used: set[int] = set()
-        self.misses: list[Doc] = []
-        self.lock = threading.Lock()
-        for n, e in enumerate(exchanges):
-            mock: Doc = {"name": n, "reusable": e.reusable or MATCHER.setup(e.request)}
-            mock |= {"request": e.request, "response": e.response}
-            for key in [MATCHER.key(e.request), *MATCHER.partials(e.request)]:
-                self.by_key.setdefault(key, []).append(mock)
-
-    def serve(self, request: Doc, *, optional: bool = False) -> Doc | None:
-        with self.lock:
-            for mock in self.by_key.get(MATCHER.key(request), []):
-                if mock["reusable"] or mock["name"] not in self.used:
-                    self.used.add(mock["name"])
-                    return mock
-            if not optional:
-                self.misses.append(request)
-            return None
-
-    def next_on_connection(self, mock: Doc) -> Doc | None:
-        return None
-
-    def miss(self, request: Doc) -> None:
-        with self.lock:
-            self.misses.append(request)
-
-
-def _serve(conn: socket.socket, source: Source) -> None:
+def _serve(conn: socket.socket, source: RecordedMocks) -> None:
     server = MysqlMockServer(source)
     with conn:
         conn.sendall(server.opening())
@@ -59,7 +27,7 @@ def _serve(conn: socket.socket, source: Source) -> None:
 
 
 @contextmanager
-def mock_server(source: Source) -> Iterator[int]:
+def mock_server(source: RecordedMocks) -> Iterator[int]:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)

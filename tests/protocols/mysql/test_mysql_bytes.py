@@ -21,6 +21,7 @@ import yaml
 from kpy_ci.protocols.base import REDACTED, Doc, Exchange, ProtocolError
 from kpy_ci.protocols.mysql import (
     MATCHER,
+    PROTOCOL,
     SCHEMA,
     MysqlMockServer,
     MysqlRecorder,
@@ -34,7 +35,7 @@ from kpy_ci.protocols.mysql import flags as f
 from kpy_ci.protocols.mysql.handshake import encode_greeting
 from kpy_ci.protocols.mysql.packets import encode_packet, lenenc_int, lenenc_str
 from kpy_ci.protocols.mysql.results import encode_column
-from tests.protocols.mysql.replay_server import Source
+from tests.protocols.recorded_mocks import RecordedMocks
 
 
 def _validators() -> tuple[Any, Any]:
@@ -378,7 +379,7 @@ def test_prepared_statement_binary_types() -> None:
 
 def test_mock_server_remaps_statement_ids() -> None:
     got = record(_statement_session())
-    server = MysqlMockServer(Source(got))
+    server = MysqlMockServer(RecordedMocks(PROTOCOL, got))
     opening = server.opening()
     assert opening[4] == 10 and b"mysql_native_password" in opening
     capabilities = int.from_bytes(opening[4 + 1 + 7 + 4 + 9 : 4 + 1 + 7 + 4 + 11], "little")
@@ -400,7 +401,7 @@ def test_mock_server_remaps_statement_ids() -> None:
 
 
 def test_mock_server_without_recordings() -> None:
-    source = Source([])
+    source = RecordedMocks(PROTOCOL, [])
     server = MysqlMockServer(source)
     opening = server.opening()
     assert opening[3] == 0 and opening[4] == 10
@@ -595,13 +596,13 @@ def test_mock_server_authentication() -> None:
         ("s", ok(4)),
     ]
     recorded = record(session)
-    server = MysqlMockServer(Source(recorded))
+    server = MysqlMockServer(RecordedMocks(PROTOCOL, recorded))
     assert server.opening() == edit_greeting(greeting("caching_sha2_password"))
     assert server.client_data(handshake_response("caching_sha2_password")) == encode_packet(
         switch, 2
     )
     assert server.client_data(encode_packet(b"any answer at all", 3)) == ok(4)
-    server = MysqlMockServer(Source(recorded))
+    server = MysqlMockServer(RecordedMocks(PROTOCOL, recorded))
     server.opening()
     assert server.client_data(handshake_response("mysql_native_password")) == ok(2)
     fast = record(
@@ -611,6 +612,6 @@ def test_mock_server_authentication() -> None:
             ("s", encode_packet(b"\x01\x03", 2) + ok(3)),
         ]
     )
-    server = MysqlMockServer(Source(fast))
+    server = MysqlMockServer(RecordedMocks(PROTOCOL, fast))
     server.opening()
     assert server.client_data(handshake_response()) == encode_packet(b"\x01\x03", 2) + ok(3)

@@ -37,7 +37,8 @@ from kpy_ci.protocols.mysql import (
 from tests.capture import CaptureRelay
 from tests.capture import Connection as Capture
 from tests.protocols.mysql import clients
-from tests.protocols.mysql.replay_server import Source, mock_server
+from tests.protocols.mysql.replay_server import mock_server
+from tests.protocols.recorded_mocks import RecordedMocks
 from tests.servers import MariaDB
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -302,7 +303,7 @@ def test_matcher_describe_every_exchange(runs: dict[str, Run]) -> None:
 
 
 def test_replay_pymysql_any_password(runs: dict[str, Run], infile: Path) -> None:
-    source = Source(exchanges(runs["pymysql"]))
+    source = RecordedMocks(PROTOCOL, exchanges(runs["pymysql"]))
     with mock_server(source) as port:
         again = clients.pymysql_session(port, "not-the-password", infile)
     assert again == runs["pymysql"].result
@@ -310,7 +311,7 @@ def test_replay_pymysql_any_password(runs: dict[str, Run], infile: Path) -> None
 
 
 def test_replay_connector_prepared(runs: dict[str, Run]) -> None:
-    source = Source(exchanges(runs["connector"]))
+    source = RecordedMocks(PROTOCOL, exchanges(runs["connector"]))
     with mock_server(source) as port:
         again = clients.connector_session(port, "wrong")
     assert again == runs["connector"].result
@@ -331,7 +332,7 @@ def _shifted(e: Exchange, by: int) -> Exchange:
 def test_replay_remaps_statement_ids(runs: dict[str, Run]) -> None:
     recorded = [_shifted(e, 1000) for e in exchanges(runs["connector"])]
     assert any(e.request.get("statement_id", 0) > 1000 for e in recorded)
-    source = Source(recorded)
+    source = RecordedMocks(PROTOCOL, recorded)
     with mock_server(source) as port:
         again = clients.connector_session(port, "any")
     assert again == runs["connector"].result
@@ -339,16 +340,18 @@ def test_replay_remaps_statement_ids(runs: dict[str, Run]) -> None:
 
 
 def test_replay_sqlalchemy_and_cli(runs: dict[str, Run], mariadb: MariaDB) -> None:
-    source = Source(exchanges(runs["sqlalchemy"]))
+    source = RecordedMocks(PROTOCOL, exchanges(runs["sqlalchemy"]))
     with mock_server(source) as port:
         assert clients.sqlalchemy_session(port, "x") == runs["sqlalchemy"].result
-    source = Source(exchanges(runs["cli"]))
+    source = RecordedMocks(PROTOCOL, exchanges(runs["cli"]))
     with mock_server(source) as port:
         assert clients.cli_session(mariadb, port) == runs["cli"].result
 
 
 def test_replay_miss_is_a_mysql_error(runs: dict[str, Run]) -> None:
-    source = Source([e for e in exchanges(runs["pymysql"]) if MATCHER.setup(e.request)])
+    source = RecordedMocks(
+        PROTOCOL, [e for e in exchanges(runs["pymysql"]) if MATCHER.setup(e.request)]
+    )
     with mock_server(source) as port:
         conn = pymysql.connect(
             host="127.0.0.1",
@@ -363,7 +366,9 @@ def test_replay_miss_is_a_mysql_error(runs: dict[str, Run]) -> None:
     assert caught.value.args[0] == 1105
     assert "kpy: no recorded mock matches" in caught.value.args[1]
     assert source.misses and source.misses[0]["sql"] == "SELECT 42"
-    source = Source([e for e in exchanges(runs["connector"]) if MATCHER.setup(e.request)])
+    source = RecordedMocks(
+        PROTOCOL, [e for e in exchanges(runs["connector"]) if MATCHER.setup(e.request)]
+    )
     with mock_server(source) as port:
         conn2 = mysql.connector.connect(
             host="127.0.0.1",
